@@ -1,0 +1,1 @@
+"""Engine bridges: the ASE calculator and the LAMMPS pair-style plugin."""

@@ -1,0 +1,5 @@
+import sys
+
+from tfpot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: readers, LMDB store, splits, statistics."""

@@ -1,0 +1,1 @@
+"""Training: trainer, losses, EMA, schedules, recipes."""
