@@ -1,0 +1,464 @@
+/* ----------------------------------------------------------------------
+   pair_style tfpot: see pair_tfpot.h for the contract with the exported model.
+------------------------------------------------------------------------- */
+
+#include "pair_tfpot.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "json.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+using namespace LAMMPS_NS;
+
+namespace {
+
+// chemical symbols, index = atomic number
+const char *const SYMBOLS[] = {
+    "X",  "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na", "Mg", "Al", "Si",
+    "P",  "S",  "Cl", "Ar", "K",  "Ca", "Sc", "Ti", "V",  "Cr", "Mn", "Fe", "Co", "Ni", "Cu",
+    "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr", "Rb", "Sr", "Y",  "Zr", "Nb", "Mo", "Tc", "Ru",
+    "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I",  "Xe", "Cs", "Ba", "La", "Ce", "Pr",
+    "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W",
+    "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac",
+    "Th", "Pa", "U",  "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf",
+    "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og"};
+constexpr int NUM_SYMBOLS = sizeof(SYMBOLS) / sizeof(SYMBOLS[0]);
+
+int atomic_number(const std::string &symbol)
+{
+  for (int z = 1; z < NUM_SYMBOLS; ++z)
+    if (symbol == SYMBOLS[z]) return z;
+  return -1;
+}
+
+std::string symbol_of(int z)
+{
+  if (z > 0 && z < NUM_SYMBOLS) return SYMBOLS[z];
+  return fmt::format("Z={}", z);
+}
+
+std::string species_list(const std::vector<int> &zs)
+{
+  std::string out;
+  for (size_t k = 0; k < zs.size(); ++k) out += (k ? " " : "") + symbol_of(zs[k]);
+  return out;
+}
+
+// first line of an exception text (torch errors carry long C++ backtraces)
+std::string first_line(const char *what)
+{
+  std::string s(what);
+  auto pos = s.find('\n');
+  return pos == std::string::npos ? s : s.substr(0, pos);
+}
+
+constexpr int CENTROID_NOTAVAIL_FLAG = 2;    // Pair::centroidstressflag: not implemented
+
+}    // namespace
+
+/* ---------------------------------------------------------------------- */
+
+PairTFPot::PairTFPot(LAMMPS *lmp) :
+    Pair(lmp), model_loaded(false), device(torch::kCPU), dtype(torch::kFloat64),
+    cutoff(0.0), ghost_cutoff(0.0), num_hops(0)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  ghostneigh = 1;    // neighbour lists of ghost atoms too (message passing over ghosts)
+  no_virial_fdotr_compute = 0;
+  centroidstressflag = CENTROID_NOTAVAIL_FLAG;
+}
+
+/* ---------------------------------------------------------------------- */
+
+PairTFPot::~PairTFPot()
+{
+  if (copymode) return;
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+    memory->destroy(cutghost);
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairTFPot::allocate()
+{
+  allocated = 1;
+  int n = atom->ntypes + 1;
+  memory->create(setflag, n, n, "pair:setflag");
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) setflag[i][j] = 0;
+  memory->create(cutsq, n, n, "pair:cutsq");
+  memory->create(cutghost, n, n, "pair:cutghost");
+}
+
+/* ----------------------------------------------------------------------
+   pair_style tfpot [device cpu|cuda|cuda:N]
+------------------------------------------------------------------------- */
+
+void PairTFPot::settings(int narg, char **arg)
+{
+  int iarg = 0;
+  while (iarg < narg) {
+    if (strcmp(arg[iarg], "device") == 0) {
+      if (iarg + 1 >= narg) error->all(FLERR, "pair_style tfpot: 'device' needs a value (cpu or cuda)");
+      std::string bad_device;
+      try {
+        device = torch::Device(arg[iarg + 1]);
+      } catch (const std::exception &e) {
+        bad_device = first_line(e.what());
+      }
+      if (!bad_device.empty())
+        error->all(FLERR, "pair_style tfpot: invalid device '{}': {}", arg[iarg + 1], bad_device);
+      if (device.is_cuda() && !torch::cuda::is_available())
+        error->all(FLERR, "pair_style tfpot: device {} requested but this libtorch has no CUDA device",
+                   arg[iarg + 1]);
+      iarg += 2;
+    } else {
+      error->all(FLERR, "pair_style tfpot: unknown keyword '{}' (expected: device cpu|cuda)",
+                 arg[iarg]);
+    }
+  }
+}
+
+/* ----------------------------------------------------------------------
+   load the TorchScript file and validate its metadata.json
+------------------------------------------------------------------------- */
+
+void PairTFPot::load_model(const std::string &path)
+{
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe.good()) error->all(FLERR, "pair tfpot: cannot open model file '{}'", path);
+  }
+
+  torch::jit::ExtraFilesMap extra_files{{"metadata.json", ""}};
+  std::string load_error;
+  try {
+    model = torch::jit::load(path, device, extra_files);
+  } catch (const std::exception &e) {
+    load_error = first_line(e.what());
+  }
+  if (!load_error.empty())
+    error->all(FLERR,
+               "pair tfpot: '{}' is not a TorchScript model ({}); export one with "
+               "`tfpot export MODEL -o model.pt`",
+               path, load_error);
+  model.eval();
+
+  const std::string &text = extra_files["metadata.json"];
+  if (text.empty())
+    error->all(FLERR,
+               "pair tfpot: '{}' is not a tfpot export: it has no metadata.json; export the model "
+               "with `tfpot export MODEL -o model.pt`",
+               path);
+
+  json meta;
+  std::string parse_error;
+  try {
+    meta = json::parse(text);
+  } catch (const std::exception &e) {
+    parse_error = first_line(e.what());
+  }
+  if (!parse_error.empty())
+    error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': {}", path, parse_error);
+  if (!meta.is_object())
+    error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': expected a JSON object", path);
+
+  for (const char *key : {"format", "format_version", "species", "cutoff", "num_hops",
+                          "ghost_cutoff", "units", "dtype"})
+    if (!meta.contains(key))
+      error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': missing key '{}'", path, key);
+
+  const json &fmt_j = meta["format"];
+  if (!fmt_j.is_string() || fmt_j.get<std::string>() != FORMAT)
+    error->all(FLERR,
+               "pair tfpot: '{}' is not a tfpot export: metadata format is {} (expected \"{}\")",
+               path, fmt_j.dump(), FORMAT);
+
+  const json &ver_j = meta["format_version"];
+  if (!ver_j.is_number_integer() || ver_j.get<int>() != FORMAT_VERSION)
+    error->all(FLERR,
+               "pair tfpot: '{}' has format_version {}, but this plugin reads format_version {}; "
+               "re-export the model with a matching tfpot or rebuild the plugin "
+               "(`tfpot lammps build`) from the tfpot that exported it",
+               path, ver_j.dump(), FORMAT_VERSION);
+
+  // typed values; a type error is reported after the try block (error->all throws)
+  std::string bad;
+  std::string units;
+  try {
+    units = meta["units"].get<std::string>();
+    species_z.clear();
+    for (const auto &z : meta["species"]) species_z.push_back(z.get<int>());
+    cutoff = meta["cutoff"].get<double>();
+    ghost_cutoff = meta["ghost_cutoff"].get<double>();
+    num_hops = meta["num_hops"].get<int>();
+    dtype_name = meta["dtype"].get<std::string>();
+  } catch (const std::exception &e) {
+    bad = first_line(e.what());
+  }
+  if (!bad.empty()) error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': {}", path, bad);
+
+  if (units != "metal")
+    error->all(FLERR, "pair tfpot: model '{}' uses units \"{}\" (this pair style supports metal only)",
+               path, units);
+  if (species_z.empty())
+    error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': empty species list", path);
+  if (!(cutoff > 0.0))
+    error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': cutoff must be > 0 (got {})",
+               path, cutoff);
+  if (num_hops < 1)
+    error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': num_hops must be >= 1 (got {})",
+               path, num_hops);
+  if (ghost_cutoff < cutoff)
+    error->all(FLERR,
+               "pair tfpot: invalid metadata.json in '{}': ghost_cutoff {} is smaller than cutoff {}",
+               path, ghost_cutoff, cutoff);
+
+  if (dtype_name == "float64")
+    dtype = torch::kFloat64;
+  else if (dtype_name == "float32")
+    dtype = torch::kFloat32;
+  else
+    error->all(FLERR,
+               "pair tfpot: invalid metadata.json in '{}': dtype \"{}\" (expected float32 or "
+               "float64)",
+               path, dtype_name);
+
+  model_path = path;
+  model_loaded = true;
+}
+
+/* ----------------------------------------------------------------------
+   pair_coeff * * model.pt El1 El2 ... (one element per atom type, no NULL)
+------------------------------------------------------------------------- */
+
+void PairTFPot::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  const int ntypes = atom->ntypes;
+
+  if (narg < 3)
+    error->all(FLERR, "pair_coeff for tfpot: expected `pair_coeff * * model.pt El1 ... El{}`",
+               ntypes);
+  if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for tfpot: the first two arguments must be * * (got {} {})",
+               arg[0], arg[1]);
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "pair tfpot requires `units metal` (got units {})", update->unit_style);
+
+  const int nelem = narg - 3;
+  if (nelem < ntypes)
+    error->all(FLERR,
+               "pair_coeff for tfpot: atom type {} is left unmapped: give one element per atom "
+               "type ({} types, got {} element(s))",
+               nelem + 1, ntypes, nelem);
+  if (nelem > ntypes)
+    error->all(FLERR,
+               "pair_coeff for tfpot: {} element(s) given for {} atom types: give exactly one "
+               "element per atom type",
+               nelem, ntypes);
+
+  load_model(arg[2]);
+
+  type2species.assign(ntypes + 1, -1);
+  for (int t = 1; t <= ntypes; ++t) {
+    const std::string sym = arg[2 + t];
+    if (sym == "NULL")
+      error->all(FLERR,
+                 "pair_coeff for tfpot: NULL is not allowed (atom type {}): every atom type must "
+                 "be mapped to an element of the model ({})",
+                 t, species_list(species_z));
+    const int z = atomic_number(sym);
+    if (z < 0)
+      error->all(FLERR, "pair_coeff for tfpot: '{}' (atom type {}) is not a chemical element", sym,
+                 t);
+    int idx = -1;
+    for (size_t k = 0; k < species_z.size(); ++k)
+      if (species_z[k] == z) idx = (int) k;
+    if (idx < 0)
+      error->all(FLERR,
+                 "pair_coeff for tfpot: element {} (atom type {}) is not in model '{}' (model "
+                 "species: {})",
+                 sym, t, model_path, species_list(species_z));
+    type2species[t] = idx;
+  }
+
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+
+  if (comm->me == 0)
+    utils::logmesg(lmp,
+                   "pair tfpot: model {} (species {}; cutoff {} A; {} hops; ghost cutoff {} A; "
+                   "{}; device {})\n",
+                   model_path, species_list(species_z), cutoff, num_hops, ghost_cutoff,
+                   dtype_name, device.str());
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairTFPot::init_style()
+{
+  if (!model_loaded)
+    error->all(FLERR, "pair tfpot: no model loaded; use `pair_coeff * * model.pt El1 El2 ...`");
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "pair tfpot requires `units metal` (got units {})", update->unit_style);
+  if (force->newton_pair == 0)
+    error->all(FLERR,
+               "pair tfpot requires newton pair on (forces on ghost atoms are summed by reverse "
+               "communication); remove `newton off`");
+  for (int t = 1; t <= atom->ntypes; ++t)
+    if (t >= (int) type2species.size() || type2species[t] < 0)
+      error->all(FLERR, "pair tfpot: atom type {} is not mapped to an element", t);
+
+  neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
+
+  // Every atom within ghost_cutoff of an owned atom changes its energy; atoms move up to
+  // skin/2 each between re-neighbouring, so the ghost shell must be ghost_cutoff + skin wide.
+  const double needed = ghost_cutoff + neighbor->skin;
+  if (comm->mode != Comm::SINGLE)
+    error->all(FLERR,
+               "pair tfpot supports only `comm_modify mode single`; add `comm_modify mode single "
+               "cutoff {}`",
+               needed);
+  if (comm->cutghostuser < needed) {
+    comm->cutghostuser = needed;
+    if (comm->me == 0)
+      utils::logmesg(lmp,
+                     "pair tfpot: ghost atom cutoff set to {} A = ghost_cutoff {} ({} hops x "
+                     "{} A) + neighbor skin {} (as `comm_modify cutoff {}`)\n",
+                     needed, ghost_cutoff, num_hops, cutoff, neighbor->skin, needed);
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+
+double PairTFPot::init_one(int i, int j)
+{
+  if (setflag[i][j] == 0)
+    error->all(FLERR, "pair tfpot: no pair_coeff for atom types {} {}", i, j);
+  cutghost[i][j] = cutghost[j][i] = cutoff;
+  return cutoff;
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairTFPot::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  if (vflag_atom || cvflag_atom)
+    error->all(FLERR,
+               "pair tfpot does not support per-atom virial (compute stress/atom or "
+               "centroid/stress/atom); use the global pressure");
+
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  double **x = atom->x;
+  double **f = atom->f;
+  const int *type = atom->type;
+
+  // model species index of every owned and ghost atom
+  species_buf.resize(nall);
+  for (int i = 0; i < nall; ++i) species_buf[i] = type2species[type[i]];
+
+  // directed edges (i, j), |x_j - x_i| < cutoff, for owned and ghost centres i
+  const int ntotal = list->inum + list->gnum;
+  const int *ilist = list->ilist;
+  const int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+  const double cutsq_model = cutoff * cutoff;
+
+  std::vector<int64_t> &ei = edge_buf;
+  std::vector<int64_t> &ej = edge_j_buf;
+  ei.clear();
+  ej.clear();
+  for (int ii = 0; ii < ntotal; ++ii) {
+    const int i = ilist[ii];
+    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
+    const int *jlist = firstneigh[i];
+    const int jnum = numneigh[i];
+    for (int jj = 0; jj < jnum; ++jj) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
+      if (dx * dx + dy * dy + dz * dz < cutsq_model) {
+        ei.push_back(i);
+        ej.push_back(j);
+      }
+    }
+  }
+  const int64_t nedges = (int64_t) ei.size();
+  ei.insert(ei.end(), ej.begin(), ej.end());
+
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  torch::Tensor pos = torch::from_blob(x[0], {nall, 3}, torch::TensorOptions().dtype(torch::kFloat64))
+                          .to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+  torch::Tensor species = torch::from_blob(species_buf.data(), {nall}, i64).to(device, torch::kInt64, false, true);
+  torch::Tensor edge_index = torch::from_blob(ei.data(), {2, nedges}, i64).to(device, torch::kInt64, false, true);
+
+  c10::intrusive_ptr<c10::ivalue::Tuple> out;
+  std::string eval_error;
+  try {
+    std::vector<torch::jit::IValue> inputs{pos, species, edge_index, (int64_t) nlocal};
+    out = model.forward(inputs).toTuple();
+  } catch (const std::exception &e) {
+    eval_error = first_line(e.what());
+  }
+  if (!eval_error.empty())
+    error->one(FLERR, "pair tfpot: model evaluation failed on {} atoms ({} owned, {} edges): {}",
+               nall, nlocal, nedges, eval_error);
+  if (out->elements().size() != 3)
+    error->one(FLERR, "pair tfpot: model returned {} outputs (expected energy, atomic energies, forces)",
+               out->elements().size());
+
+  torch::Tensor energy = out->elements()[0].toTensor().to(torch::kCPU, torch::kFloat64);
+  torch::Tensor forces = out->elements()[2].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+  if (forces.dim() != 2 || forces.size(0) != nall || forces.size(1) != 3)
+    error->one(FLERR, "pair tfpot: model returned forces of shape {} (expected [{}, 3])",
+               c10::str(forces.sizes()), nall);
+
+  const double *fm = forces.data_ptr<double>();
+  for (int i = 0; i < nall; ++i) {
+    f[i][0] += fm[3 * i + 0];
+    f[i][1] += fm[3 * i + 1];
+    f[i][2] += fm[3 * i + 2];
+  }
+
+  if (eflag_global) eng_vdwl += energy.item<double>();
+  if (eflag_atom) {
+    torch::Tensor ae = out->elements()[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+    if (ae.numel() < nlocal)
+      error->one(FLERR, "pair tfpot: model returned {} atomic energies for {} owned atoms",
+                 ae.numel(), nlocal);
+    const double *aem = ae.data_ptr<double>();
+    for (int i = 0; i < nlocal; ++i) eatom[i] += aem[i];
+  }
+
+  if (vflag_fdotr) virial_fdotr_compute();
+}
+
+/* ---------------------------------------------------------------------- */
+
+double PairTFPot::memory_usage()
+{
+  double bytes = Pair::memory_usage();
+  bytes += (double) species_buf.capacity() * sizeof(int64_t);
+  bytes += (double) (edge_buf.capacity() + edge_j_buf.capacity()) * sizeof(int64_t);
+  return bytes;
+}

@@ -1,0 +1,29 @@
+import math
+
+import numpy as np
+import torch
+from numpy.polynomial.legendre import legval
+
+from tfpot.nn.harmonics import spherical_harmonics
+
+
+def test_addition_theorem_float64():
+    # sum_m Y_lm(a) Y_lm(b) = (2l+1)/(4 pi) P_l(a.b) for l <= 6 (float64, abs 1e-13)
+    torch.manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(50, 3, dtype=torch.float64), dim=-1)
+    b = torch.nn.functional.normalize(torch.randn(50, 3, dtype=torch.float64), dim=-1)
+    Ya, Yb = spherical_harmonics(a, 6), spherical_harmonics(b, 6)
+    c = (a * b).sum(-1).numpy()
+    for l in range(7):
+        s = (Ya[:, l * l:(l + 1) ** 2] * Yb[:, l * l:(l + 1) ** 2]).sum(-1).numpy()
+        ref = (2 * l + 1) / (4 * math.pi) * legval(c, [0] * l + [1])
+        assert np.abs(s - ref).max() < 1e-13, l
+
+
+def test_parity():
+    torch.manual_seed(1)
+    a = torch.nn.functional.normalize(torch.randn(20, 3, dtype=torch.float64), dim=-1)
+    Y, Ym = spherical_harmonics(a, 4), spherical_harmonics(-a, 4)
+    for l in range(5):
+        sl = slice(l * l, (l + 1) ** 2)
+        assert torch.allclose(Ym[:, sl], (-1) ** l * Y[:, sl], atol=1e-14)

@@ -1,0 +1,254 @@
+"""The tensor-frame energy model: species, frames, interactions, readout, E0 and scale/shift.
+
+    s_i^0 = embed(z_i) + MLP(p(i))                        (frame-free power spectrum)
+    (L_i, g_i) = LocalFrames(neighbourhood of i)          (gated SO(3) frames)
+    (s, V, T)^{t+1} = TensorFrameConv_t((s, V, T)^t)      t = 0..num_layers-1
+    E_i = scale * MLP_out(s_i) + shift + E0[z_i]          (float64)
+    E = sum_i E_i;  F = -dE/dx;  stress = (1/V) dE/d(strain)
+
+Exact reflection invariance: frames are proper rotations; with ``parity="average"`` each atom's
+energy is the mean over the structure and its mirror image -X. The mirror pass reuses the frames:
+for -X, ``L -> diag(-1,-1,1) L``, so local directions flip their third component and
+``U -> P U P`` with ``P = diag(1,1,-1)``; both passes run as one batch.
+
+Units: positions Å, energies eV, forces eV/Å, stress eV/Å^3, virial eV.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from tfpot import _keys as K
+from tfpot.frames import LocalFrames
+from tfpot.nn.messages import MESSAGES
+from tfpot.nn.mlp import MLP
+from tfpot.nn.power_spectrum import AngularPowerSpectrum
+from tfpot.nn.radial import BesselBasis, PolynomialEnvelope
+from tfpot.nn.tensor_frame_conv import TensorFrameConv
+from tfpot.reps import TensorReps
+
+PARITY_MODES = ("average", "none")
+
+
+class EnergyModel(nn.Module):
+    """Tensor-frame interatomic potential.
+
+    Args:
+        species: atomic numbers the model knows, in the model's own order.
+        cutoff: radial cutoff, Å.
+        reps: feature multiplicities, e.g. ``"64x0+16x1+4x2"``.
+        num_layers: message-passing layers (the receptive field is ``num_layers * cutoff``).
+        num_basis: Bessel radial basis size.
+        hidden: MLP width.
+        message: ``"mlp"`` or ``"attention"``.
+        lmax: power-spectrum angular order; ps_channels: its radial channels.
+        gate_range: frame gate thresholds, see :class:`~tfpot.frames.LocalFrames`.
+        parity: ``"average"`` (exact O(3) invariance) or ``"none"`` (SO(3) only).
+        avg_num_neighbors: fixed message normalisation.
+
+    Inputs: a dict with the keys of :mod:`tfpot._keys` (pos, atomic_numbers, edge_index, shifts,
+    batch, and cell for stress). Positions and shifts may be float64 for a float32 model (the
+    recommended form): edge vectors are formed in float64 and then cast.
+    Outputs: energy (G,) float64 eV, energies (N,) float64 eV, forces (N, 3) eV/Å, and with
+    ``compute_stress`` virial (G, 3, 3) eV and stress (G, 3, 3) eV/Å^3.
+    """
+
+    __jit_ignored_attributes__ = ["config"]
+
+    def __init__(self, species: List[int], cutoff: float = 5.0, reps: str = "64x0+16x1+4x2",
+                 num_layers: int = 2, num_basis: int = 8, hidden: int = 64, message: str = "mlp",
+                 lmax: int = 4, ps_channels: int = 8, gate_range: Tuple[float, float] = (0.005, 0.025),
+                 parity: str = "average", avg_num_neighbors: float = 10.0, envelope_p: int = 6):
+        super().__init__()
+        species = [int(z) for z in species]
+        if len(species) == 0:
+            raise ValueError("species must list at least one atomic number")
+        if len(set(species)) != len(species):
+            raise ValueError(f"species has repeated elements: {species}")
+        for z in species:
+            if not 1 <= z <= 118:
+                raise ValueError(f"species must be atomic numbers 1..118 (got {z})")
+        if parity not in PARITY_MODES:
+            raise ValueError(f"parity must be one of {PARITY_MODES} (got {parity!r})")
+        if message not in MESSAGES:
+            raise ValueError(f"message must be one of {sorted(MESSAGES)} (got {message!r})")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1 (got {num_layers})")
+        reps_ = TensorReps(reps)
+        # Everything needed to rebuild the model; stored in model files.
+        self.config = dict(species=species, cutoff=float(cutoff), reps=str(reps_),
+                           num_layers=int(num_layers), num_basis=int(num_basis), hidden=int(hidden),
+                           message=message, lmax=int(lmax), ps_channels=int(ps_channels),
+                           gate_range=[float(gate_range[0]), float(gate_range[1])], parity=parity,
+                           avg_num_neighbors=float(avg_num_neighbors), envelope_p=int(envelope_p))
+        self.species: List[int] = species
+        self.cutoff = float(cutoff)
+        self.num_layers = int(num_layers)
+        self.parity_average = parity == "average"
+        self.mul0, self.mul1, self.mul2 = reps_.muls
+        z_to_index = torch.full((119,), -1, dtype=torch.long)
+        z_to_index[torch.tensor(species)] = torch.arange(len(species))
+        self.register_buffer("z_to_index", z_to_index)
+
+        self.envelope = PolynomialEnvelope(cutoff, envelope_p)
+        self.rbf = BesselBasis(cutoff, num_basis)
+        self.embedding = nn.Embedding(len(species), self.mul0)
+        self.power_spectrum = AngularPowerSpectrum(len(species), num_basis, ps_channels, lmax,
+                                                   norm=avg_num_neighbors)
+        self.ps_mlp = MLP(self.power_spectrum.out_dim, [hidden], self.mul0)
+        self.frames = LocalFrames(len(species), num_basis, gate_range=gate_range)
+        layers = []
+        for t in range(num_layers):
+            edge_dim = num_basis + 3 + ((3 * self.mul1 + 9 * self.mul2) if t > 0 else 0)
+            if message == "mlp":
+                msg = MESSAGES[message](self.mul0, edge_dim, reps_.dim, hidden, avg_num_neighbors)
+            else:
+                msg = MESSAGES[message](self.mul0, edge_dim, reps_.dim, hidden)
+            layers.append(TensorFrameConv(reps_, num_basis, msg, receives_tensors=t > 0,
+                                          hidden=hidden))
+        self.layers = nn.ModuleList(layers)
+        self.readout = MLP(self.mul0, [hidden], 1)
+        # Per-element reference energies (eV) and the data set's scale/shift, float64.
+        self.register_buffer("atomic_reference", torch.zeros(len(species), dtype=torch.float64))
+        self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
+        self.register_buffer("energy_shift", torch.zeros((), dtype=torch.float64))
+        # P U P sign pattern for the mirror pass, P = diag(1, 1, -1).
+        p = torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)
+        self.register_buffer("mirror_vec", p)
+        self.register_buffer("mirror_mat", p.view(3, 1) * p.view(1, 3))
+
+    @property
+    def num_hops(self) -> int:
+        """How many cutoffs away an atom can influence another's energy (ghost-shell width)."""
+        return self.num_layers
+
+    @torch.jit.unused
+    def save(self, path) -> None:
+        """Write the model file (atomically); see :func:`tfpot.builder.save_model`."""
+        from tfpot.builder import save_model
+
+        save_model(self, path)
+
+    # ----------------------------------------------------------------------------------------
+    def species_index(self, atomic_numbers: Tensor) -> Tensor:
+        """Model species index of each atom; a clear error for an unknown element."""
+        if atomic_numbers.numel() > 0:
+            if int(atomic_numbers.min()) < 0 or int(atomic_numbers.max()) > 118:
+                raise ValueError("atomic numbers must lie in 0..118")
+        idx = self.z_to_index[atomic_numbers]
+        if atomic_numbers.numel() > 0 and int(idx.min()) < 0:
+            bad = int(torch.nonzero(idx < 0)[0, 0])
+            z = int(atomic_numbers[bad])
+            raise ValueError("element with atomic number " + str(z) + " (atom " + str(bad)
+                             + ") is not in this model's species " + str(self.species))
+        return idx
+
+    def atomic_energies(self, pos: Tensor, species: Tensor, edge_index: Tensor, shifts: Tensor) -> Tensor:
+        """Per-atom energies (N,) float64, eV, before the E0 reference is added."""
+        n = pos.shape[0]
+        centre = edge_index[0]
+        neighbour = edge_index[1]
+        # Edge vectors are formed in the input's precision (float64 positions keep float32 models
+        # exact to their own rounding, whatever the absolute coordinates), then cast.
+        vec = (pos[neighbour] - pos[centre] + shifts).to(self.embedding.weight.dtype)
+        r = torch.sqrt((vec * vec).sum(-1))
+        unit = vec / r.unsqueeze(-1)
+        env = self.envelope(r)
+        rbf = self.rbf(r)
+
+        # frame-free path
+        p = self.power_spectrum(rbf, env, unit, species[neighbour], centre, n)
+        s = self.embedding(species) + self.ps_mlp(p)
+
+        # gated local frames; every frame-dependent input carries its gates
+        frames, gate = self.frames(species, rbf, env, unit, centre, neighbour)
+        Li = frames[centre]
+        local_dir = torch.matmul(Li, unit.unsqueeze(-1)).squeeze(-1) * gate[centre].unsqueeze(-1)
+        U = torch.matmul(Li, frames[neighbour].transpose(1, 2))
+        pair_gate = gate[centre] * gate[neighbour]
+
+        if self.parity_average:
+            sign_v = self.mirror_vec.to(vec.dtype)
+            sign_m = self.mirror_mat.to(vec.dtype)
+            local_dir = torch.cat([local_dir, local_dir * sign_v], dim=0)
+            U = torch.cat([U, U * sign_m], dim=0)
+            pair_gate = torch.cat([pair_gate, pair_gate], dim=0)
+            rbf = torch.cat([rbf, rbf], dim=0)
+            env = torch.cat([env, env], dim=0)
+            centre = torch.cat([centre, centre + n], dim=0)
+            neighbour = torch.cat([neighbour, neighbour + n], dim=0)
+            s = torch.cat([s, s], dim=0)
+        num_nodes = s.shape[0]
+        V = torch.zeros(num_nodes, self.mul1, 3, dtype=vec.dtype, device=vec.device)
+        T = torch.zeros(num_nodes, self.mul2, 3, 3, dtype=vec.dtype, device=vec.device)
+        for layer in self.layers:
+            s, V, T = layer(s, V, T, U, local_dir, pair_gate, rbf, env, centre, neighbour)
+        e = self.readout(s).squeeze(-1).to(torch.float64)
+        if self.parity_average:
+            e = 0.5 * (e[:n] + e[n:])
+        return e * self.energy_scale + self.energy_shift
+
+    def forward(self, data: Dict[str, Tensor], compute_forces: bool = True,
+                compute_stress: bool = False) -> Dict[str, Tensor]:
+        pos = data[K.POSITIONS]
+        edge_index = data[K.EDGE_INDEX]
+        shifts = data[K.SHIFTS]
+        species = self.species_index(data[K.ATOMIC_NUMBERS])
+        n = pos.shape[0]
+        if K.BATCH in data:
+            batch = data[K.BATCH]
+        else:
+            batch = torch.zeros(n, dtype=torch.long, device=pos.device)
+        num_graphs = int(batch.max()) + 1 if n > 0 else 1
+        if K.NUM_GRAPHS in data:
+            num_graphs = int(data[K.NUM_GRAPHS])
+
+        strain: Optional[Tensor] = None
+        grad_inputs: List[Tensor] = []
+        if compute_forces or compute_stress:
+            if not pos.requires_grad:
+                pos = pos.detach().requires_grad_(True)
+            grad_inputs.append(pos)
+        if compute_stress:
+            if K.CELL not in data:
+                raise ValueError("stress needs the cell ('cell' key) of each structure")
+            strain = torch.zeros(num_graphs, 3, 3, dtype=pos.dtype, device=pos.device)
+            strain.requires_grad_(True)
+            sym = 0.5 * (strain + strain.transpose(1, 2))
+            pos_used = pos + torch.bmm(pos.unsqueeze(1), sym[batch]).squeeze(1)
+            edge_graph = batch[edge_index[0]]
+            shifts = shifts + torch.bmm(shifts.unsqueeze(1), sym[edge_graph]).squeeze(1)
+            grad_inputs.append(strain)
+        else:
+            pos_used = pos
+
+        e_atom = self.atomic_energies(pos_used, species, edge_index, shifts)
+        e_atom = e_atom + self.atomic_reference[species]
+        energy = torch.zeros(num_graphs, dtype=torch.float64, device=pos.device).index_add(0, batch, e_atom)
+        out: Dict[str, Tensor] = {K.ENERGY: energy, K.ATOMIC_ENERGIES: e_atom}
+        if len(grad_inputs) > 0:
+            grads = torch.autograd.grad([energy.sum()], grad_inputs, create_graph=self.training,
+                                        allow_unused=True)
+            g_pos = grads[0]
+            if g_pos is None:
+                g_pos = torch.zeros_like(pos)
+            out[K.FORCES] = -g_pos
+            if strain is not None:
+                g_strain = grads[1]
+                if g_strain is None:
+                    g_strain = torch.zeros_like(strain)
+                out[K.VIRIAL] = -g_strain
+                cell = data[K.CELL].view(-1, 3, 3)
+                volume = torch.abs(torch.linalg.det(cell))
+                out[K.STRESS] = g_strain / volume.view(-1, 1, 1)
+        return out
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.parameters())
+        reps = f"{self.mul0}x0+{self.mul1}x1+{self.mul2}x2"
+        return (f"EnergyModel(species={self.species}, cutoff={self.cutoff} Å, reps={reps}, "
+                f"layers={self.num_layers}, parity={'average' if self.parity_average else 'none'}, "
+                f"{n} weights)")
