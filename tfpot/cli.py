@@ -23,7 +23,6 @@ SUBCOMMANDS = [
     ("lammps", "tfpot.calculators.lammps_cli"),
     ("md", "tfpot.calculators.md_cli"),
     ("relax", "tfpot.calculators.relax_cli"),
-    ("evaluate", "tfpot.evaluate_cli"),
 ]
 
 

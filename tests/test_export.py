@@ -1,0 +1,97 @@
+"""The TorchScript export: same numbers as the Python model, with explicit ghost atoms."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+
+import tfpot
+from tfpot.export import export_model, load_exported
+from tfpot.graph import neighbor_list
+
+from helpers import ethanol, make_model, triclinic_cu
+
+
+def run_exported(module, model, local: Atoms, ghosts_pos=None, ghost_numbers=None):
+    pos = local.get_positions()
+    numbers = local.get_atomic_numbers()
+    if ghosts_pos is not None:
+        pos = np.concatenate([pos, ghosts_pos])
+        numbers = np.concatenate([numbers, ghost_numbers])
+    nl = neighbor_list(pos, model.cutoff)
+    species = model.species_index(torch.tensor(numbers))
+    e, ea, f = module(torch.tensor(pos), species, torch.tensor(nl.edge_index), len(local))
+    return e.item(), ea.numpy(), f.numpy()
+
+
+def test_export_metadata_and_molecule_float64(tmp_path):
+    # exported == Python model on a molecule (no ghosts): abs 1e-12 eV, 1e-12 eV/Å (float64)
+    model = make_model()
+    path = tmp_path / "model.pt"
+    export_model(model, path)
+    module, meta = load_exported(path)
+    assert meta["species"] == model.species and meta["units"] == "metal"
+    assert meta["num_hops"] == model.num_layers
+    assert meta["ghost_cutoff"] == pytest.approx(model.num_layers * model.cutoff)
+    atoms = ethanol()
+    e, ea, f = run_exported(module, model, atoms)
+    ref = tfpot.predict(model, atoms)
+    assert abs(e - ref["energy"]) < 1e-12
+    assert np.abs(f - ref["forces"]).max() < 1e-12
+
+
+def test_export_with_ghost_images_equals_periodic_model_float64(tmp_path):
+    # Periodic cell evaluated as LAMMPS does it: local atoms + explicit ghost images out to the
+    # ghost cutoff; energy of local atoms and forces folded back onto owners equal the periodic
+    # model (float64, rel 1e-10), and a ghost shell one cutoff too thin gives a different energy.
+    model = make_model(num_layers=2)
+    path = tmp_path / "model.pt"
+    meta = export_model(model, path)
+    module, _ = load_exported(path)
+    atoms = triclinic_cu()
+    cell = np.asarray(atoms.get_cell())
+    ref = tfpot.predict(model, atoms)
+
+    def images(width):
+        pos, owner = [], []
+        frac_inv = np.linalg.inv(cell)
+        reps = [int(np.ceil(width * np.linalg.norm(frac_inv[:, k]))) + 1 for k in range(3)]
+        for a in range(-reps[0], reps[0] + 1):
+            for b in range(-reps[1], reps[1] + 1):
+                for c in range(-reps[2], reps[2] + 1):
+                    if a == b == c == 0:
+                        continue
+                    shifted = atoms.get_positions() + np.array([a, b, c]) @ cell
+                    # keep images within `width` of any local atom
+                    d = np.linalg.norm(shifted[:, None, :] - atoms.get_positions()[None], axis=-1).min(1)
+                    keep = d < width
+                    pos.append(shifted[keep])
+                    owner.append(np.nonzero(keep)[0])
+        return np.concatenate(pos), np.concatenate(owner)
+
+    gpos, owner = images(meta["ghost_cutoff"] + 0.5)
+    e, ea, f = run_exported(module, model, atoms, gpos, atoms.get_atomic_numbers()[owner])
+    n = len(atoms)
+    folded = f[:n].copy()
+    np.add.at(folded, owner, f[n:])
+    assert abs(e - ref["energy"]) <= 1e-10 * abs(ref["energy"])
+    assert np.abs(ea[:n] - ref["energies"]).max() < 1e-10
+    assert np.abs(folded - ref["forces"]).max() < 1e-10
+    # virial from all atoms' positions and forces equals the model's (f . r over local + ghosts)
+    allpos = np.concatenate([atoms.get_positions(), gpos])
+    virial = np.einsum("ki,kj->ij", allpos, f)
+    assert np.abs(0.5 * (virial + virial.T) - ref["virial"]).max() < 1e-9
+    thin, towner = images(model.cutoff)  # one hop short
+    e_thin, _, _ = run_exported(module, model, atoms, thin, atoms.get_atomic_numbers()[towner])
+    assert abs(e_thin - ref["energy"]) > 1e-8
+
+
+def test_load_exported_refuses_foreign_files(tmp_path):
+    plain = tmp_path / "plain.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), plain)
+    with pytest.raises(ValueError, match="not a tfpot export"):
+        load_exported(plain)
+    junk = tmp_path / "junk.pt"
+    junk.write_text("hello")
+    with pytest.raises(ValueError, match="not a TorchScript file"):
+        load_exported(junk)

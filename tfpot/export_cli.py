@@ -1,0 +1,27 @@
+"""``tfpot export MODEL -o model.pt``: TorchScript for LAMMPS and libtorch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("export", help="export a model to TorchScript for LAMMPS",
+                              description=__doc__)
+    p.add_argument("model", help="model file (from tfpot train or model.save)")
+    p.add_argument("-o", "--output", required=True, help="TorchScript file to write")
+    p.add_argument("--dtype", choices=["float32", "float64"], default=None,
+                   help="cast before export (default: the model's dtype)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tfpot.export import export_model
+
+    meta = export_model(args.model, args.output, dtype=args.dtype)
+    print(f"wrote {args.output}")
+    print(json.dumps(meta, indent=2))
+    print(f"LAMMPS: pair_style tfpot / pair_coeff * * {args.output} <element per type>; the ghost "
+          f"shell must be >= {meta['ghost_cutoff']:.3f} Å (the pair style sets it)")
+    return 0
