@@ -1,0 +1,53 @@
+"""What the frame gates do on real data: how many atoms have a usable frame, and how much of
+the energy the frame path carries."""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from tfpot import _keys as K
+from tfpot.graph import atoms_to_graph
+from tfpot.model import EnergyModel
+
+
+@torch.no_grad()
+def frame_gates(model: EnergyModel, atoms: Atoms) -> np.ndarray:
+    """Gate g_i in [0, 1] of every atom (1: frame fully used, 0: frame-free)."""
+    g = atoms_to_graph(atoms, model.cutoff)
+    ei = g[K.EDGE_INDEX]
+    vec = (g[K.POSITIONS][ei[1]] - g[K.POSITIONS][ei[0]] + g[K.SHIFTS]).to(model.embedding.weight.dtype)
+    r = vec.norm(dim=-1)
+    species = model.species_index(g[K.ATOMIC_NUMBERS])
+    _, gate = model.frames(species, model.rbf(r), model.envelope(r), vec / r[:, None], ei[0], ei[1])
+    return gate.double().numpy()
+
+
+def gate_statistics(model: EnergyModel, structures: Iterable[Atoms]) -> Dict[str, float]:
+    """Fractions of atoms with closed (g = 0), partial (0 < g < 1) and open (g = 1) gates, and the
+    mean |E_frames - E_frame-free| per atom: the energy the frame path carries, measured by
+    evaluating the same weights with every gate forced closed."""
+    from tfpot.inference import predict
+
+    closed_model = EnergyModel(model.species, **{k: v for k, v in model.config.items()
+                                                 if k not in ("species", "gate_range")},
+                               gate_range=(1e6, 2e6)).to(model.embedding.weight.dtype)
+    closed_model.load_state_dict(model.state_dict())
+    closed_model.eval()
+    gates, diffs = [], []
+    for atoms in structures:
+        gates.append(frame_gates(model, atoms))
+        e_open = predict(model, atoms, stress=False)["energy"]
+        e_closed = predict(closed_model, atoms, stress=False)["energy"]
+        diffs.append(abs(e_open - e_closed) / len(atoms))
+    g = np.concatenate(gates)
+    return {
+        "atoms": float(len(g)),
+        "fraction_closed": float(np.mean(g == 0.0)),
+        "fraction_partial": float(np.mean((g > 0.0) & (g < 1.0))),
+        "fraction_open": float(np.mean(g == 1.0)),
+        "frame_energy_per_atom_eV": float(np.mean(diffs)),
+    }
