@@ -37,8 +37,11 @@ def main() -> None:
     model = tfpot.load_model(args.model) if args.model else tfpot.build_model(species)
     label = "trained" if args.model else "untrained"
     rows = [(f"MD frames ({len(frames)}, {label})", model, frames)]
+    from ase.data import chemical_symbols
+
+    known = {chemical_symbols[z] for z in model.species}
     sym = [m for m in (molecule("CH4"), molecule("CO2"), molecule("C6H6"), molecule("H2O"))
-           if set(m.get_chemical_symbols()) <= set(model.species and species)]
+           if set(m.get_chemical_symbols()) <= known]
     if sym:
         rows.append(("symmetric molecules (CH4, CO2, C6H6, H2O)", model, sym))
     cu_model = tfpot.build_model(["Cu"])

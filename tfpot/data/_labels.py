@@ -46,7 +46,9 @@ def labels_of(atoms: Atoms):
     stress = results.get("stress")
     if stress is not None:
         stress = np.asarray(stress, dtype=np.float64)
-        if stress.shape == (6,):
+        if stress.shape == (9,):  # ASE databases store a flattened 3x3
+            stress = stress.reshape(3, 3)
+        elif stress.shape == (6,):
             from ase.stress import voigt_6_to_full_3x3_stress
 
             stress = voigt_6_to_full_3x3_stress(stress)
@@ -86,4 +88,6 @@ def check_structure(atoms: Atoms, where: str) -> Atoms:
             raise DataFormatError(f"{where}: stress must have shape (3, 3) or (6,) (got {stress.shape})")
         if not np.all(np.isfinite(stress)):
             raise DataFormatError(f"{where}: stress is not finite")
+        if np.shape(atoms.calc.results["stress"]) not in ((6,), (3, 3)):
+            atoms.calc.results["stress"] = stress  # e.g. the flat (9,) of ASE databases
     return atoms

@@ -56,6 +56,7 @@ HEADER_KEY = b"__tfpot_header__"
 NATOMS_KEY = b"__tfpot_natoms__"
 RECORD_MAGIC = b"TFR1"
 _U32 = struct.Struct("<I")
+_INITIAL_MAP_SIZE = 64 << 20  # bytes; doubled whenever a chunk does not fit
 _FIXED = ("numbers", "positions", "cell", "pbc", "energy", "forces", "stress", "edge_index",
           "cell_shifts")
 
@@ -217,7 +218,7 @@ def write_lmdb(
         raise ValueError(f"commit_every must be >= 1 (got {commit_every})")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    map_size = 64 << 20
+    map_size = _INITIAL_MAP_SIZE
     env = lmdb.open(str(tmp), subdir=False, map_size=map_size, lock=False, sync=False,
                     metasync=False, meminit=False, readahead=False, max_dbs=0)
     acc = StatisticsAccumulator(cutoff=cutoff)

@@ -146,7 +146,7 @@ def iter_md17(path: PathLike, indices: Optional[Sequence[int]] = None) -> Iterat
         E = _get(npz, path, "E", "MD17", MD17_KEYS)
         F = _get(npz, path, "F", "MD17", MD17_KEYS)
         name, theory = _meta_string(npz, "name"), _meta_string(npz, "theory")
-    _check_arrays(path, MD17_KEYS, z, R, E, F)
+    _check_arrays(path, ("z", "R", "E", "F"), z, R, E, F)
     z = z.astype(np.int64)
     E = E.reshape(-1).astype(np.float64) * KCAL_PER_MOL
     for i in _select(len(R), indices, path):

@@ -137,9 +137,10 @@ def _relabel(atoms: Atoms, energy_key: str, forces_key: str, stress_key: str) ->
     from tfpot.data._labels import labels_of
 
     energy, forces, stress = labels_of(atoms)
-    energy = atoms.info.get(energy_key, energy if energy_key == "energy" else None)
-    forces = atoms.arrays.get(forces_key, forces if forces_key == "forces" else None)
-    stress = atoms.info.get(stress_key, stress if stress_key == "stress" else None)
+    # A custom key replaces the standard one; the moved value leaves info/arrays.
+    energy = atoms.info.pop(energy_key, None) if energy_key != "energy" else energy
+    forces = atoms.arrays.pop(forces_key, None) if forces_key != "forces" else forces
+    stress = atoms.info.pop(stress_key, None) if stress_key != "stress" else stress
     atoms.calc = None
     return attach_labels(atoms, energy=energy, forces=forces, stress=stress)
 
