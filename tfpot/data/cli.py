@@ -75,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         if stats.get("force_rms") is not None:
             line += f", force rms {stats['force_rms']:.4f} eV/Å"
         print(line)
+        if stats["e0_rank"] < len(stats["elements"]):
+            print(f"  note: per-element reference energies are not unique (composition rank "
+                  f"{stats['e0_rank']} of {len(stats['elements'])} elements); give E0 explicitly "
+                  f"when training on this set alone")
     if header["cutoff"] is not None and stats:
         print(f"  cached neighbour lists at {header['cutoff']} Å: "
               f"{stats['avg_num_neighbors']:.2f} neighbours per atom")

@@ -64,26 +64,31 @@ def arrays_to_data(
         pad_targets: targets to store even when missing (zeros), with a ``has_<target>`` mask.
     """
     n = len(numbers)
-    data = Data()
-    data[K.POSITIONS] = torch.as_tensor(np.asarray(positions, np.float64), dtype=dtype)
-    data[K.ATOMIC_NUMBERS] = torch.as_tensor(np.asarray(numbers), dtype=torch.long)
-    data[K.EDGE_INDEX] = torch.as_tensor(np.asarray(edge_index), dtype=torch.long).reshape(2, -1)
-    data[K.SHIFTS] = torch.as_tensor(np.asarray(shifts, np.float64), dtype=dtype).reshape(-1, 3)
-    data[K.CELL] = torch.as_tensor(np.asarray(cell, np.float64), dtype=dtype).reshape(1, 3, 3)
-    data[K.PBC] = torch.as_tensor(np.asarray(pbc, bool)).reshape(1, 3)
+    fields = {
+        K.POSITIONS: _tensor(positions, dtype),
+        K.ATOMIC_NUMBERS: _tensor(numbers, torch.long),
+        K.EDGE_INDEX: _tensor(edge_index, torch.long).reshape(2, -1),
+        K.SHIFTS: _tensor(shifts, dtype).reshape(-1, 3),
+        K.CELL: _tensor(cell, dtype).reshape(1, 3, 3),
+        K.PBC: _tensor(pbc, torch.bool).reshape(1, 3),
+    }
     values = {K.ENERGY: energy, K.FORCES: forces, K.STRESS: stress}
     shapes = {K.ENERGY: (1,), K.FORCES: (n, 3), K.STRESS: (1, 3, 3)}
     for key in TARGETS:
         value = values[key]
         tdtype = torch.float64 if key == K.ENERGY else dtype  # energies always float64
         if value is not None:
-            data[key] = torch.as_tensor(np.asarray(value, np.float64), dtype=tdtype).reshape(shapes[key])
+            fields[key] = _tensor(value, tdtype).reshape(shapes[key])
         elif key in pad_targets:
-            data[key] = torch.zeros(shapes[key], dtype=tdtype)
+            fields[key] = torch.zeros(shapes[key], dtype=tdtype)
         if key in pad_targets:
-            data[mask_key(key)] = torch.tensor([value is not None])
-    data.num_nodes = n
-    return data
+            fields[mask_key(key)] = torch.tensor([value is not None])
+    return Data(num_nodes=n, **fields)
+
+
+def _tensor(value, dtype: torch.dtype) -> torch.Tensor:
+    """A tensor of ``dtype`` that owns its memory (never a view of a read-only buffer)."""
+    return torch.tensor(np.asarray(value), dtype=dtype)
 
 
 def atoms_to_data(atoms: Atoms, cutoff: float, dtype: torch.dtype = torch.float64,

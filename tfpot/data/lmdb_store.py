@@ -32,10 +32,11 @@ import os
 import struct
 import time
 import uuid
+import warnings
 import zlib
 from array import array
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import lmdb
 import numpy as np
@@ -150,9 +151,10 @@ def decode_record(value, where: str = "record") -> Dict[str, Any]:
         base = 4 + n_meta
         out: Dict[str, Any] = {"info": meta["i"]}
         for name, dt, shape, offset in meta["a"]:
-            dtype = np.dtype(dt)
-            count = int(np.prod(shape)) if shape else 1
-            arr = np.frombuffer(payload, dtype=dtype, count=count, offset=base + offset)
+            count = 1
+            for dim in shape:
+                count *= dim
+            arr = np.frombuffer(payload, dtype=dt, count=count, offset=base + offset)
             out[name] = arr.reshape(shape)
     except (ValueError, KeyError, TypeError, struct.error) as e:
         raise DataFormatError(f"{where}: malformed record ({type(e).__name__}: {e})") from e
@@ -176,6 +178,14 @@ def record_to_atoms(rec: Dict[str, Any]) -> Atoms:
 
 
 # ---------------------------------------------------------------------------------- writing --
+
+def _statistics(acc: StatisticsAccumulator) -> Dict[str, Any]:
+    """Header statistics. Non-unique E0 (one molecule, as in MD17) is normal for a store: the
+    header records ``e0_rank`` next to ``elements`` instead of warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return acc.result().to_dict()
+
 
 def write_lmdb(
     structures: Iterable[Atoms],
@@ -279,7 +289,7 @@ def write_lmdb(
             "labels": labels,
             "cutoff": None if cutoff is None else float(cutoff),
             "float_dtype": float_dtype.name,
-            "statistics": acc.result().to_dict() if statistics else None,
+            "statistics": _statistics(acc) if statistics else None,
             "sources": [str(s) for s in sources],
             "tfpot_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -367,19 +377,65 @@ def _read_header(env: lmdb.Environment, path: Path) -> Dict[str, Any]:
     return header
 
 
+# LMDB refuses a second handle on one file in one process (py-lmdb checks the inode), so every
+# reader in a process shares one read-only environment per file. After a fork (DataLoader
+# workers) the inherited handles are closed and each process opens its own.
+_ENV_CACHE: Dict[Tuple[int, int], lmdb.Environment] = {}
+_ENV_CACHE_PID = os.getpid()
+
+
+def _file_key(path: Path) -> Tuple[int, int]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    return st.st_dev, st.st_ino
+
+
+def _shared_env(path: Path) -> Tuple[Tuple[int, int], lmdb.Environment]:
+    """This process's read-only environment for ``path`` (opened and checked on first use)."""
+    global _ENV_CACHE_PID
+    if _ENV_CACHE_PID != os.getpid():
+        for env in _ENV_CACHE.values():
+            try:  # readonly, lock=False: only a mapping and a descriptor to release
+                env.close()
+            except lmdb.Error:
+                pass
+        _ENV_CACHE.clear()
+        _ENV_CACHE_PID = os.getpid()
+    key = _file_key(path)
+    env = _ENV_CACHE.get(key)
+    if env is None:
+        env = _open_env(path)
+        _ENV_CACHE[key] = env
+    return key, env
+
+
+def close_environments() -> None:
+    """Close every store this process has open (readers re-open on their next access)."""
+    for env in _ENV_CACHE.values():
+        env.close()
+    _ENV_CACHE.clear()
+
+
 def read_header(path: PathLike) -> Dict[str, Any]:
-    """The validated header of a store (see the module doc); the file is closed again.
+    """The validated header of a store (see the module doc).
 
     Raises:
         FileNotFoundError, DataFormatError: missing, not an LMDB file, truncated, not a tfpot
         store, or a different format version; the message names the file.
     """
     path = Path(path)
-    env = _open_env(path)
+    if path.is_dir():
+        raise DataFormatError(
+            f"{path}: a directory; a tfpot LMDB store is a single file (written by write_lmdb)")
+    key, env = _shared_env(path)
     try:
         return _read_header(env, path)
-    finally:
+    except DataFormatError:
+        _ENV_CACHE.pop(key, None)  # do not keep a refused file open
         env.close()
+        raise
 
 
 class LmdbDataset(torch.utils.data.Dataset):
@@ -417,32 +473,31 @@ class LmdbDataset(torch.utils.data.Dataset):
             raise ValueError(f"cutoff must be positive (got {self.cutoff})")
         self.transform = transform
         self.pad_targets = targets_to_pad(self.header["labels"], self.header["count"])
-        self._env: Optional[lmdb.Environment] = None
+        self._key: Optional[Tuple[int, int]] = None
         self._pid: Optional[int] = None
 
     # The environment never travels to another process: each opens its own.
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
-        state["_env"], state["_pid"] = None, None
+        state["_key"], state["_pid"] = None, None
         return state
 
     def _environment(self) -> lmdb.Environment:
-        if self._env is not None and self._pid != os.getpid():
-            # Inherited through fork (DataLoader workers). py-lmdb refuses a second handle on
-            # the same file in one process, so release the inherited one first; with
-            # readonly=True and lock=False it holds only a mapping and a file descriptor.
-            self._env.close()
-            self._env = None
-        if self._env is None:
-            self._env = _open_env(self.path)
-            self._pid = os.getpid()
-        return self._env
+        if self._pid == os.getpid():
+            env = _ENV_CACHE.get(self._key)
+            if env is not None:
+                return env
+        self._key, env = _shared_env(self.path)
+        self._pid = os.getpid()
+        return env
 
     def close(self) -> None:
-        """Close this process's handle (it re-opens on the next access)."""
-        if self._env is not None and self._pid == os.getpid():
-            self._env.close()
-        self._env, self._pid = None, None
+        """Close this process's handle on the file (shared by every dataset of the file in this
+        process; each re-opens on its next access)."""
+        env = _ENV_CACHE.pop(self._key, None) if self._pid == os.getpid() else None
+        if env is not None:
+            env.close()
+        self._key, self._pid = None, None
 
     def __len__(self) -> int:
         return int(self.header["count"])

@@ -26,9 +26,8 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
-import numpy as np
 from ase import Atoms
 
 from tfpot.data._labels import attach_labels, check_structure
@@ -181,7 +180,6 @@ def iter_structures(path: PathLike, format: Optional[str] = None, **options: Any
         from tfpot.data.md17 import npz_layout
 
         fmt = npz_layout(path)
-    readers: Dict[str, Callable[..., Iterator[Atoms]]]
     if fmt in ("md17", "rmd17"):
         from tfpot.data.md17 import iter_md17, iter_rmd17
 

@@ -1,8 +1,9 @@
 """Dataset statistics that a model needs before training: per-element reference energies E0,
 the spread of the per-atom energy that remains, the force scale, the neighbour count.
 
-All sums are float64 and streaming (:class:`StatisticsAccumulator` keeps O(118^2) numbers, not
-the structures), so the LMDB writer computes them while converting data larger than memory.
+All sums are float64 and streaming (:class:`StatisticsAccumulator` keeps O(118^2) numbers and
+its first few hundred compositions, not the structures), so the LMDB writer computes them while
+converting data larger than memory.
 
 Reference energies solve the least-squares problem
 
@@ -79,20 +80,23 @@ class DatasetStatistics:
 class StatisticsAccumulator:
     """Streaming sums for :class:`DatasetStatistics`; ``add`` one structure at a time.
 
-    Energies are shifted by the first structure's per-atom energy before they are summed, so the
-    float64 sums stay small (no cancellation with energies of -10^4 eV).
+    Precision: before summing, each energy is reduced by a first estimate of its reference
+    energies (a least-squares fit on the first ``warmup`` labelled structures), so the float64
+    sums hold residuals of ~0.1 eV, not totals of -10^4 eV, and the per-atom spread keeps its
+    digits. The final E0 and spread are exact algebra on those sums.
     """
 
     cutoff: Optional[float] = None
+    warmup: int = 512
     num_structures: int = 0
     num_atoms: int = 0
     num_with_energy: int = 0
     num_with_forces: int = 0
     _present: np.ndarray = field(default_factory=lambda: np.zeros(_NZ, bool))
-    _shift: Optional[float] = None
+    _buffer: List = field(default_factory=list)  # (a, E) until the shift is fixed
+    _s: Optional[np.ndarray] = None  # (119,) per-element energy shift, eV
     _AtA: np.ndarray = field(default_factory=lambda: np.zeros((_NZ, _NZ)))
     _Atb: np.ndarray = field(default_factory=lambda: np.zeros(_NZ))
-    _AtN: np.ndarray = field(default_factory=lambda: np.zeros(_NZ))  # sum_k a_k N_k
     _a_over_n: np.ndarray = field(default_factory=lambda: np.zeros(_NZ))  # sum a_k/N_k
     _aat_over_n2: np.ndarray = field(default_factory=lambda: np.zeros((_NZ, _NZ)))
     _ab_over_n2: np.ndarray = field(default_factory=lambda: np.zeros(_NZ))
@@ -120,18 +124,13 @@ class StatisticsAccumulator:
         a = np.bincount(numbers, minlength=_NZ).astype(np.float64)
         self._present |= a > 0
         if energy is not None and n > 0:
-            if self._shift is None:
-                self._shift = float(energy) / n
-            b = float(energy) - n * self._shift
             self.num_with_energy += 1
-            self._AtA += np.outer(a, a)
-            self._Atb += a * b
-            self._AtN += a * n
-            self._a_over_n += a / n
-            self._aat_over_n2 += np.outer(a, a) / n ** 2
-            self._ab_over_n2 += a * b / n ** 2
-            self._b_over_n += b / n
-            self._b2_over_n2 += (b / n) ** 2
+            if self._s is None:
+                self._buffer.append((a, float(energy)))
+                if len(self._buffer) >= self.warmup:
+                    self._fix_shift()
+            else:
+                self._accumulate(a, float(energy))
         if forces is not None:
             f = np.asarray(forces, dtype=np.float64)
             self.num_with_forces += 1
@@ -140,6 +139,30 @@ class StatisticsAccumulator:
         if num_edges is not None:
             self._edges += int(num_edges)
             self._edge_atoms += n
+
+    def _fix_shift(self) -> None:
+        A = np.stack([a for a, _ in self._buffer])
+        E = np.array([e for _, e in self._buffer])
+        N = A.sum(axis=1)
+        c0 = float(np.mean(E / N))
+        cols = np.flatnonzero(A.sum(axis=0) > 0)
+        y, *_ = np.linalg.lstsq(A[:, cols], E - N * c0, rcond=None)
+        self._s = np.full(_NZ, c0)
+        self._s[cols] += y
+        buffer, self._buffer = self._buffer, []
+        for a, e in buffer:
+            self._accumulate(a, e)
+
+    def _accumulate(self, a: np.ndarray, energy: float) -> None:
+        n = a.sum()
+        b = energy - a @ self._s
+        self._AtA += np.outer(a, a)
+        self._Atb += a * b
+        self._a_over_n += a / n
+        self._aat_over_n2 += np.outer(a, a) / n ** 2
+        self._ab_over_n2 += a * b / n ** 2
+        self._b_over_n += b / n
+        self._b2_over_n2 += (b / n) ** 2
 
     def add_atoms(self, atoms: Atoms, num_edges: Optional[int] = None) -> None:
         """Add one labelled Atoms (labels read from its calculator)."""
@@ -166,6 +189,8 @@ class StatisticsAccumulator:
         if self._edge_atoms:
             stats.avg_num_neighbors = self._edges / self._edge_atoms
         if self.num_with_energy:
+            if self._s is None:
+                self._fix_shift()
             self._fit(stats, elements, rank_deficient)
         return stats
 
@@ -173,33 +198,36 @@ class StatisticsAccumulator:
         cols = np.flatnonzero(np.diag(self._AtA) > 0)
         k = len(cols)
         m = self.num_with_energy
-        # Re-centre on the mean per-atom energy c (exact algebra on the sums): b'' = b - N (c - shift).
-        dc = self._b_over_n / m
-        c = self._shift + dc
+        s = self._s[cols]
+        a_n = self._a_over_n[cols]
+        c = (self._b_over_n + self._s @ self._a_over_n) / m  # mean per-atom energy, eV
+        # Solve for y = E0 - c (minimum norm: closest to a uniform per-atom energy). With
+        # E_k = b_k + a_k.s:  A^T (E - N c) = A^T b + A^T A (s - c).
         AtA = self._AtA[np.ix_(cols, cols)]
-        Atb = self._Atb[cols] - dc * self._AtN[cols]
+        d = s - c
+        rhs = self._Atb[cols] + AtA @ d
         w, V = np.linalg.eigh(AtA)
         tol = w.max() * k * np.finfo(np.float64).eps * 10
         keep = w > tol
         rank = int(keep.sum())
-        x = V[:, keep] @ ((V[:, keep].T @ Atb) / w[keep])  # minimum-norm solution, centred
+        y = V[:, keep] @ ((V[:, keep].T @ rhs) / w[keep])
         if rank < k:
             names = ", ".join(chemical_symbols[z] for z in cols)
             msg = (f"reference energies are not unique: the compositions of the {m} labelled "
-                   f"structures span rank {rank} of {k} elements ({names}), e.g. every structure "
-                   f"has the same composition")
+                   f"structures span rank {rank} of {k} elements ({names})")
+            if rank == 1:
+                msg += ", as when every structure has the same composition"
             if rank_deficient == "raise":
                 raise ValueError(msg + "; give reference energies explicitly")
             warnings.warn(msg + "; using the solution closest to a uniform per-atom energy "
                           f"({c:.6f} eV/atom)", stacklevel=3)
-        e0_shifted = x + dc  # relative to self._shift
-        # Per-atom residual r_k / N_k = b_k/N_k - (a_k/N_k) . e0_shifted, from the stored sums.
-        a_n = self._a_over_n[cols]
-        mean = (self._b_over_n - a_n @ e0_shifted) / m
-        sq = (self._b2_over_n2 - 2 * e0_shifted @ self._ab_over_n2[cols]
-              + e0_shifted @ self._aat_over_n2[np.ix_(cols, cols)] @ e0_shifted) / m
+        delta = y - d  # E0 - s, small: the residual sums keep their precision
+        # Per-atom residual r_k / N_k = b_k/N_k - (a_k/N_k) . delta, from the stored sums.
+        mean = (self._b_over_n - a_n @ delta) / m
+        sq = (self._b2_over_n2 - 2 * delta @ self._ab_over_n2[cols]
+              + delta @ self._aat_over_n2[np.ix_(cols, cols)] @ delta) / m
         var = max(sq - mean ** 2, 0.0)
-        e0 = {int(z): float(v + self._shift) for z, v in zip(cols, e0_shifted)}
+        e0 = {int(z): float(c + v) for z, v in zip(cols, y)}
         for z in elements or ():
             if int(z) not in e0:
                 warnings.warn(f"element {chemical_symbols[int(z)]} (Z={int(z)}) is absent from the "
