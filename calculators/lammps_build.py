@@ -342,6 +342,20 @@ def build_plugin(build_dir: Union[str, Path, None] = None, verbose: bool = False
     return target
 
 
+def build_paths() -> Dict[str, str]:
+    """Paths and definitions for other build systems (``calculators/lammps/CMakeLists.txt``)."""
+    lmp = find_lammps()
+    torch_version, torch_includes, torch_lib, abi = _torch_paths()
+    return {
+        "LAMMPS_INCLUDE_DIR": str(lmp.include_dir),
+        "MPI_INCLUDE_DIR": str(lmp.mpi_include_dir),
+        "TORCH_INCLUDE_DIRS": ";".join(str(p) for p in torch_includes),
+        "TORCH_LIBRARY_DIR": str(torch_lib),
+        "TORCH_CXX11_ABI": str(abi),
+        "LAMMPS_VERSION_STRING": lmp.version,
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # running
 
@@ -385,3 +399,8 @@ def run_lammps(input_file: Union[str, Path], nprocs: int = 1, cwd: Union[str, Pa
     if check and proc.returncode != 0:
         raise subprocess.CalledProcessError(proc.returncode, cmd, proc.stdout, proc.stderr)
     return proc
+
+
+if __name__ == "__main__":  # `python -m tfpot.calculators.lammps_build`: paths for CMake
+    for key, value in build_paths().items():
+        print(f"{key}={value}")

@@ -71,7 +71,7 @@ constexpr int CENTROID_NOTAVAIL_FLAG = 2;    // Pair::centroidstressflag: not im
 /* ---------------------------------------------------------------------- */
 
 PairTFPot::PairTFPot(LAMMPS *lmp) :
-    Pair(lmp), model_loaded(false), device(torch::kCPU), dtype(torch::kFloat64),
+    Pair(lmp), model_loaded(false), jit_optimize(false), device(torch::kCPU), dtype(torch::kFloat64),
     cutoff(0.0), ghost_cutoff(0.0), num_hops(0)
 {
   single_enable = 0;
@@ -109,7 +109,7 @@ void PairTFPot::allocate()
 }
 
 /* ----------------------------------------------------------------------
-   pair_style tfpot [device cpu|cuda|cuda:N]
+   pair_style tfpot [device cpu|cuda|cuda:N] [jit_optimize yes|no]
 ------------------------------------------------------------------------- */
 
 void PairTFPot::settings(int narg, char **arg)
@@ -130,11 +130,21 @@ void PairTFPot::settings(int narg, char **arg)
         error->all(FLERR, "pair_style tfpot: device {} requested but this libtorch has no CUDA device",
                    arg[iarg + 1]);
       iarg += 2;
+    } else if (strcmp(arg[iarg], "jit_optimize") == 0) {
+      if (iarg + 1 >= narg)
+        error->all(FLERR, "pair_style tfpot: 'jit_optimize' needs a value (yes or no)");
+      jit_optimize = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
+      iarg += 2;
     } else {
-      error->all(FLERR, "pair_style tfpot: unknown keyword '{}' (expected: device cpu|cuda)",
+      error->all(FLERR,
+                 "pair_style tfpot: unknown keyword '{}' (expected: device cpu|cuda|cuda:N, "
+                 "jit_optimize yes|no)",
                  arg[iarg]);
     }
   }
+  // The TorchScript graph executor's profiling/fusion passes make this model (autograd inside
+  // forward) about 1.7x slower on CPU, and they re-specialise whenever the atom count changes.
+  torch::jit::setGraphExecutorOptimize(jit_optimize);
 }
 
 /* ----------------------------------------------------------------------
@@ -370,6 +380,11 @@ void PairTFPot::compute(int eflag, int vflag)
 
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
+  // no owned atoms (e.g. an empty sub-domain around a molecule): no energy, no forces
+  if (nlocal == 0) {
+    if (vflag_fdotr) virial_fdotr_compute();
+    return;
+  }
   double **x = atom->x;
   double **f = atom->f;
   const int *type = atom->type;
@@ -406,11 +421,15 @@ void PairTFPot::compute(int eflag, int vflag)
   const int64_t nedges = (int64_t) ei.size();
   ei.insert(ei.end(), ej.begin(), ej.end());
 
+  // copies (non_blocking false, copy true): the model may modify its inputs in place
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-  torch::Tensor pos = torch::from_blob(x[0], {nall, 3}, torch::TensorOptions().dtype(torch::kFloat64))
-                          .to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
-  torch::Tensor species = torch::from_blob(species_buf.data(), {nall}, i64).to(device, torch::kInt64, false, true);
-  torch::Tensor edge_index = torch::from_blob(ei.data(), {2, nedges}, i64).to(device, torch::kInt64, false, true);
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  torch::Tensor pos = torch::from_blob(x[0], {nall, 3}, f64).to(device, dtype, false, true);
+  torch::Tensor species =
+      torch::from_blob(species_buf.data(), {nall}, i64).to(device, torch::kInt64, false, true);
+  torch::Tensor edge_index = nedges > 0
+      ? torch::from_blob(ei.data(), {2, nedges}, i64).to(device, torch::kInt64, false, true)
+      : torch::empty({2, 0}, i64.device(device));
 
   c10::intrusive_ptr<c10::ivalue::Tuple> out;
   std::string eval_error;
@@ -424,11 +443,13 @@ void PairTFPot::compute(int eflag, int vflag)
     error->one(FLERR, "pair tfpot: model evaluation failed on {} atoms ({} owned, {} edges): {}",
                nall, nlocal, nedges, eval_error);
   if (out->elements().size() != 3)
-    error->one(FLERR, "pair tfpot: model returned {} outputs (expected energy, atomic energies, forces)",
+    error->one(FLERR,
+               "pair tfpot: model returned {} outputs (expected energy, atomic energies, forces)",
                out->elements().size());
 
   torch::Tensor energy = out->elements()[0].toTensor().to(torch::kCPU, torch::kFloat64);
-  torch::Tensor forces = out->elements()[2].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+  torch::Tensor forces =
+      out->elements()[2].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
   if (forces.dim() != 2 || forces.size(0) != nall || forces.size(1) != 3)
     error->one(FLERR, "pair tfpot: model returned forces of shape {} (expected [{}, 3])",
                c10::str(forces.sizes()), nall);
@@ -442,7 +463,8 @@ void PairTFPot::compute(int eflag, int vflag)
 
   if (eflag_global) eng_vdwl += energy.item<double>();
   if (eflag_atom) {
-    torch::Tensor ae = out->elements()[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+    torch::Tensor ae =
+        out->elements()[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
     if (ae.numel() < nlocal)
       error->one(FLERR, "pair tfpot: model returned {} atomic energies for {} owned atoms",
                  ae.numel(), nlocal);

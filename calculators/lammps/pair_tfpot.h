@@ -6,7 +6,7 @@
      plugin load /abs/path/tfpotplugin.so      (from `tfpot lammps build`)
      units metal
      newton on                                 (default)
-     pair_style tfpot [device cpu|cuda|cuda:N]
+     pair_style tfpot [device cpu|cuda|cuda:N] [jit_optimize yes|no]
      pair_coeff * * model.pt Cu Ni Al          (one element per atom type)
 
    The model is a message-passing network over `num_hops` hops of radius `cutoff`.
@@ -56,6 +56,7 @@ class PairTFPot : public Pair {
 
   torch::jit::Module model;
   bool model_loaded;
+  bool jit_optimize;             // TorchScript graph-executor optimisation (default off)
   torch::Device device;
   torch::Dtype dtype;            // dtype of positions the model expects
   std::string model_path;

@@ -39,9 +39,12 @@ from tfpot.graph import neighbor_list
 TARGETS: Tuple[str, ...] = (K.ENERGY, K.FORCES, K.STRESS)
 
 
+_MASK_KEYS = {K.ENERGY: K.HAS_ENERGY, K.FORCES: K.HAS_FORCES, K.STRESS: K.HAS_STRESS}
+
+
 def mask_key(target: str) -> str:
     """Name of the (1,) bool field that says whether ``target`` is real or padding."""
-    return f"has_{target}"
+    return _MASK_KEYS[target]
 
 
 def arrays_to_data(
