@@ -1,8 +1,9 @@
 """The tensor-frame energy model: species, frames, interactions, readout, E0 and scale/shift.
 
-    s_i^0 = embed(z_i) + MLP(p(i))                        (frame-free power spectrum)
+    s_i^0 = embed(z_i)
     (L_i, g_i) = LocalFrames(neighbourhood of i)          (gated SO(3) frames)
     (s, V, T)^{t+1} = TensorFrameConv_t((s, V, T)^t)      t = 0..num_layers-1
+    s_i^1 += MLP(p(i))                                    (frame-free power spectrum, after t=0)
     E_i = scale * MLP_out(s_i) + shift + E0[z_i]          (float64)
     E = sum_i E_i;  F = -dE/dx;  stress = (1/V) dE/d(strain)
 
@@ -122,7 +123,13 @@ class EnergyModel(nn.Module):
 
     @property
     def num_hops(self) -> int:
-        """How many cutoffs away an atom can influence another's energy (ghost-shell width)."""
+        """How many cutoffs away an atom can influence another's energy (ghost-shell width).
+
+        Layer t's messages carry the neighbour's features of layer t-1, which depend on atoms
+        up to t-1 cutoffs from it (layer 1: species only; frames of neighbours are first used in
+        layer 2; the power spectrum is added after layer 1), so the reach is num_layers cutoffs.
+        tests/test_export.py checks this with explicit ghost shells.
+        """
         return self.num_layers
 
     @torch.jit.unused
@@ -159,9 +166,11 @@ class EnergyModel(nn.Module):
         env = self.envelope(r)
         rbf = self.rbf(r)
 
-        # frame-free path
-        p = self.power_spectrum(rbf, env, unit, species[neighbour], centre, n)
-        s = self.embedding(species) + self.ps_mlp(p)
+        # Layer 1 sees the neighbours' species embeddings only, and the frame-free power
+        # spectrum of each atom joins its scalars after layer 1: a neighbour's input to layer t
+        # then depends on atoms up to t-1 cutoffs from it, so the reach is num_layers * cutoff.
+        p = self.ps_mlp(self.power_spectrum(rbf, env, unit, species[neighbour], centre, n))
+        s = self.embedding(species)
 
         # gated local frames; every frame-dependent input carries its gates
         frames, gate = self.frames(species, rbf, env, unit, centre, neighbour)
@@ -181,11 +190,14 @@ class EnergyModel(nn.Module):
             centre = torch.cat([centre, centre + n], dim=0)
             neighbour = torch.cat([neighbour, neighbour + n], dim=0)
             s = torch.cat([s, s], dim=0)
+            p = torch.cat([p, p], dim=0)
         num_nodes = s.shape[0]
         V = torch.zeros(num_nodes, self.mul1, 3, dtype=vec.dtype, device=vec.device)
         T = torch.zeros(num_nodes, self.mul2, 3, 3, dtype=vec.dtype, device=vec.device)
-        for layer in self.layers:
+        for t, layer in enumerate(self.layers):
             s, V, T = layer(s, V, T, U, local_dir, pair_gate, rbf, env, centre, neighbour)
+            if t == 0:
+                s = s + p
         e = self.readout(s).squeeze(-1).to(torch.float64)
         if self.parity_average:
             e = 0.5 * (e[:n] + e[n:])
