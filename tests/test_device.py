@@ -39,5 +39,5 @@ def test_gate_statistics_report():
     stats = gate_statistics(make_model(), [ethanol()])
     total = stats["fraction_closed"] + stats["fraction_partial"] + stats["fraction_open"]
     assert abs(total - 1.0) < 1e-12
-    assert stats["fraction_open"] > 0.5
+    assert stats["fraction_closed"] < 0.2 and stats["fraction_open"] > 0.3
     assert stats["frame_energy_per_atom_eV"] > 1e-5

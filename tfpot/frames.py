@@ -1,20 +1,27 @@
 """Learned local frames, with a smooth gate that closes where a frame is not defined.
 
 Each atom gets two equivariant vectors from its neighbourhood,
-``v_a(i) = sum_j tanh(w_a(z_i, z_j, rbf(r_ij))) u(r_ij) r_ij/|r_ij| / sqrt(1 + sum_j u(r_ij))``,
-Gram-Schmidt gives ``e1, e2``, and ``e3 = e1 x e2`` (a proper rotation: no sign choice, so no
-handedness flip on planar environments). ``L_i`` has rows ``e1, e2, e3`` and satisfies
-``L_i(QX) = L_i(X) Q^T`` for every rotation Q.
+
+    v1(i) = sum_j w_1j u_ij rhat_ij / sqrt(eps + sum_j (w_1j u_ij)^2)
+    v2(i) = sum_j (w_2j + w_3j rhat_ij . v1(i)) u_ij rhat_ij / sqrt(2 eps + sum_j (w_2j u_ij)^2 + (w_3j u_ij)^2)
+    w_aj = tanh(MLP_a(z_i, z_j, rbf(r_ij))),   u_ij = envelope(r_ij)
+
+(scale-free: |v_a| is O(1) on a generic environment, whatever the amplitude of w, and at most
+sqrt(neighbours)), Gram-Schmidt gives ``e1, e2``, and ``e3 = e1 x e2`` (a proper rotation: no
+sign choice, so no handedness flip on planar environments). ``L_i`` has rows ``e1, e2, e3`` and
+satisfies ``L_i(QX) = L_i(X) Q^T`` for every rotation Q.
 
 At a site with point symmetry (fcc/bcc atoms, CH4, CO2, the O of water) ``v1 x v2`` vanishes and
 no frame exists. Instead of random fallbacks, the gate
 
-    g_i = smoothstep((|v1 x v2|^2 - a_lo^2) / (a_hi^2 - a_lo^2)),   smoothstep C2, clamped to [0, 1]
+    g_i = smoothstep((|v1 x v2| - a_lo) / (a_hi - a_lo)),   smoothstep C2, clamped to [0, 1]
 
 is exactly 0, with zero slope, whenever ``|v1 x v2| <= a_lo``. Every frame-dependent quantity is
 multiplied by the gate of each frame it uses, so near degeneracy the frame turns like 1/delta but
-is switched off like a polynomial of high order: energies stay deterministic, smooth and exactly
-invariant, and first and second derivatives are finite everywhere (masked ``where`` forms: no NaN).
+is switched off smoothly: energies stay deterministic, smooth and exactly invariant, and first and
+second derivatives are finite everywhere (masked ``where`` forms: no NaN). The ramp is linear in
+``|v1 x v2|`` over a wide range, so the gate's own slope (which multiplies the energy carried by
+the frame path) stays moderate: about 1.9 |d|v1 x v2|/dx| / (a_hi - a_lo).
 """
 
 from __future__ import annotations
@@ -57,17 +64,19 @@ class LocalFrames(nn.Module):
     """
 
     def __init__(self, num_species: int, num_basis: int, embed_dim: int = 16, hidden: int = 32,
-                 gate_range: Tuple[float, float] = (0.005, 0.025)):
+                 gate_range: Tuple[float, float] = (0.02, 0.1), eps: float = 1e-2):
         super().__init__()
         a_lo, a_hi = float(gate_range[0]), float(gate_range[1])
         if not (0.0 < a_lo < a_hi):
             raise ValueError(f"gate_range must satisfy 0 < a_lo < a_hi (got {gate_range})")
         self.a_lo = a_lo
         self.a_hi = a_hi
+        self.eps = float(eps)
         self.embed = nn.Embedding(num_species, embed_dim)
-        self.weights = MLP(2 * embed_dim + num_basis, [hidden], 2)
-        # Start with weights spread over tanh's range (std ~0.6): v1 and v2 then differ from the
-        # common mode sum_j r_ij/|r_ij|, and frames open on generic environments from step 0.
+        # No bias on the last layer: a shared constant would add the same common mode
+        # sum_j u r_ij/|r_ij| to both vectors and make them nearly parallel. Weights start spread
+        # over tanh's range (std ~0.6), so frames open on generic environments from step 0.
+        self.weights = MLP(2 * embed_dim + num_basis, [hidden], 3, bias_last=False)
         with torch.no_grad():
             self.weights.net[-1].weight.mul_(8.0)
 
@@ -75,15 +84,24 @@ class LocalFrames(nn.Module):
                 neighbour: Tensor) -> Tuple[Tensor, Tensor]:
         n = species.shape[0]
         e = self.embed(species)
-        w = torch.tanh(self.weights(torch.cat([e[centre], e[neighbour], rbf], dim=-1)))  # (E, 2)
-        contrib = (w * env.unsqueeze(-1)).unsqueeze(-1) * unit.unsqueeze(1)  # (E, 2, 3)
-        v = torch.zeros(n, 2, 3, dtype=unit.dtype, device=unit.device).index_add(0, centre, contrib)
-        count = torch.zeros(n, dtype=unit.dtype, device=unit.device).index_add(0, centre, env)
-        v = v / torch.sqrt(1.0 + count).view(n, 1, 1)
-        v1 = v[:, 0]
-        v2 = v[:, 1]
+        w = torch.tanh(self.weights(torch.cat([e[centre], e[neighbour], rbf], dim=-1)))  # (E, 3)
+        we = w * env.unsqueeze(-1)
+        norm_sq = torch.zeros(n, 3, dtype=unit.dtype, device=unit.device).index_add(0, centre, we * we)
+        norm = torch.sqrt(self.eps + norm_sq)
+        v1 = torch.zeros(n, 3, dtype=unit.dtype, device=unit.device).index_add(
+            0, centre, we[:, 0:1] * unit) / norm[:, 0:1]
+        # The second vector mixes a plain weighted sum with one weighted by the projection on
+        # v1 (the rank-2 moment applied to v1): the two are not parallel on generic
+        # environments whatever the learned weights, so frames open from the first step.
+        proj = (unit * v1[centre]).sum(-1, keepdim=True)
+        v2 = torch.zeros(n, 3, dtype=unit.dtype, device=unit.device).index_add(
+            0, centre, (we[:, 1:2] + we[:, 2:3] * proj) * unit)
+        v2 = v2 / torch.sqrt(norm[:, 1:2] ** 2 + norm[:, 2:3] ** 2)
         area_sq = (torch.linalg.cross(v1, v2) ** 2).sum(-1)
-        gate = smoothstep_c2((area_sq - self.a_lo ** 2) / (self.a_hi ** 2 - self.a_lo ** 2))
+        # |v1 x v2| where it exceeds a_lo; a constant below (no gradient: sqrt is safe).
+        above = area_sq > self.a_lo * self.a_lo
+        area = torch.sqrt(torch.where(above, area_sq, torch.full_like(area_sq, self.a_lo * self.a_lo)))
+        gate = smoothstep_c2((area - self.a_lo) / (self.a_hi - self.a_lo))
         tiny = 1e-12 * self.a_lo ** 2
         e1, _ = _safe_normalize(v1, tiny)
         u2 = v2 - (v2 * e1).sum(-1, keepdim=True) * e1

@@ -61,7 +61,7 @@ class EnergyModel(nn.Module):
 
     def __init__(self, species: List[int], cutoff: float = 5.0, reps: str = "64x0+16x1+4x2",
                  num_layers: int = 2, num_basis: int = 8, hidden: int = 64, message: str = "mlp",
-                 lmax: int = 4, ps_channels: int = 8, gate_range: Tuple[float, float] = (0.005, 0.025),
+                 lmax: int = 4, ps_channels: int = 8, gate_range: Tuple[float, float] = (0.02, 0.1),
                  parity: str = "average", avg_num_neighbors: float = 10.0, envelope_p: int = 6):
         super().__init__()
         species = [int(z) for z in species]

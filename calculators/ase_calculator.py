@@ -1,0 +1,271 @@
+"""ASE calculator for tfpot models, with a Verlet-skin neighbour list for MD.
+
+    calc = TFPotCalculator("model.pt", device="cpu", dtype="float64", skin=0.5)
+    atoms.calc = calc
+    atoms.get_potential_energy(); atoms.get_forces(); atoms.get_stress()
+
+Neighbour reuse (Verlet skin): the pair list is built at ``cutoff + skin`` and kept while no atom
+has moved more than ``skin / 2`` since the build and the cell, pbc and atomic numbers are
+unchanged; every call keeps the pairs whose *current* distance is below the cutoff. Any pair now
+within the cutoff was within ``cutoff + skin`` at the build (each atom moved < skin/2), so the edge
+set equals a fresh build's and results agree with :func:`tfpot.predict` to rounding (the same
+edges, in the same ``(centre, neighbour)`` order).
+
+Units: positions Å, energy eV, forces eV/Å, stress eV/Å^3 (ASE sign and Voigt order
+xx, yy, zz, yz, xz, xy). Results are float64 numpy arrays whatever the model dtype.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import (Calculator, PropertyNotImplementedError,
+                                        all_changes)
+from ase.data import chemical_symbols
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from tfpot import _keys as K
+from tfpot.builder import load_model, resolve_dtype
+from tfpot.graph import neighbor_list
+from tfpot.model import EnergyModel
+
+ModelLike = Union[EnergyModel, str, os.PathLike]
+
+
+class TFPotCalculator(Calculator):
+    """ASE calculator: energy, free_energy, per-atom energies, forces and stress.
+
+    Args:
+        model_or_path: an :class:`~tfpot.model.EnergyModel` (the calculator keeps its own copy,
+            in eval mode, on ``device`` and in ``dtype``) or the path of a model file.
+        device: torch device, ``"cpu"`` or ``"cuda"``.
+        dtype: ``"float64"`` (default) or ``"float32"``; the model is cast to it. Positions and
+            periodic shifts stay float64 (edge vectors are formed in float64, then cast), and
+            energies are summed in float64.
+        skin: Verlet skin in Å (0 rebuilds the neighbour list at every call).
+        min_distance: atoms closer than this (Å) are refused as overlapping.
+
+    Molecules and periodic cells of any shape with pbc per axis. Stress only for cells periodic
+    in all three directions (:class:`~ase.calculators.calculator.PropertyNotImplementedError`
+    otherwise). Once stress has been asked for, it is computed with every later evaluation (one
+    backward pass gives forces and stress, so a cell filter costs one evaluation per step).
+
+    Attributes:
+        n_builds: neighbour-list builds so far; n_calls: model evaluations so far.
+    """
+
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    default_parameters: Dict = {}
+    # The model sees only positions, numbers, cell and pbc.
+    ignored_changes = {"initial_charges", "initial_magmoms"}
+
+    def __init__(self, model_or_path: ModelLike, device: Union[str, torch.device] = "cpu",
+                 dtype: Union[str, torch.dtype] = "float64", skin: float = 0.5,
+                 min_distance: float = 0.1, **kwargs):
+        Calculator.__init__(self, **kwargs)
+        self.device = torch.device(device)
+        self.dtype = resolve_dtype(dtype)
+        if not (np.isfinite(skin) and skin >= 0):
+            raise ValueError(f"skin must be a finite number >= 0 Å (got {skin})")
+        if not (np.isfinite(min_distance) and min_distance >= 0):
+            raise ValueError(f"min_distance must be a finite number >= 0 Å (got {min_distance})")
+        self.skin = float(skin)
+        self.min_distance = float(min_distance)
+        if isinstance(model_or_path, (str, os.PathLike)):
+            model = load_model(model_or_path, device=self.device, dtype=self.dtype)
+        elif isinstance(model_or_path, torch.nn.Module):
+            model = copy.deepcopy(model_or_path).to(device=self.device, dtype=self.dtype)
+        else:
+            raise TypeError("TFPotCalculator expects an EnergyModel or the path of a model file "
+                            f"(got {type(model_or_path).__name__})")
+        model.eval()
+        for p in model.parameters():  # only input gradients are needed
+            p.requires_grad_(False)
+        self.model = model
+        self.cutoff = float(model.cutoff)
+        self.species: List[int] = [int(z) for z in model.species]
+        self._supported = np.zeros(119, dtype=bool)
+        self._supported[self.species] = True
+        self._want_stress = False
+        self.n_builds = 0
+        self.n_calls = 0
+        self._reset_neighbors()
+        self._numbers: Optional[np.ndarray] = None
+
+    # ------------------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (f"TFPotCalculator(species={[chemical_symbols[z] for z in self.species]}, "
+                f"cutoff={self.cutoff} Å, skin={self.skin} Å, dtype={str(self.dtype)[6:]}, "
+                f"device={self.device})")
+
+    def reset(self) -> None:
+        Calculator.reset(self)
+        self._reset_neighbors()
+
+    def _reset_neighbors(self) -> None:
+        self._nl_pos: Optional[np.ndarray] = None
+        self._nl_cell: Optional[np.ndarray] = None
+        self._nl_pbc: Optional[np.ndarray] = None
+        self._nl_numbers: Optional[np.ndarray] = None
+        self._nl_edges: Optional[torch.Tensor] = None
+        self._nl_shifts: Optional[torch.Tensor] = None
+
+    def check_state(self, atoms: Atoms, tol: float = 1e-15) -> List[str]:
+        """What changed since the last calculation, among positions, numbers, cell and pbc.
+
+        Same answer as ASE's ``compare_atoms`` for what the model reads (``allclose`` with
+        ``tol``), with an exact-equality fast path: ASE calls this several times per MD step.
+        """
+        old = self.atoms
+        if old is None or len(old) != len(atoms):
+            return list(all_changes)
+        changes = []
+        if not np.array_equal(old.pbc, atoms.pbc):
+            changes.append("pbc")
+        if not _close(old.cell.array, atoms.cell.array, tol):
+            changes.append("cell")
+        if not np.array_equal(old.numbers, atoms.numbers):
+            changes.append("numbers")
+        if not _close(old.positions, atoms.positions, tol):
+            changes.append("positions")
+        return changes
+
+    # ------------------------------------------------------------------------------------------
+    # input checks
+    def _check_numbers(self, numbers: np.ndarray) -> None:
+        if self._numbers is not None and np.array_equal(numbers, self._numbers):
+            return
+        ok = (numbers >= 0) & (numbers < 119)
+        ok[ok] = self._supported[numbers[ok]]
+        if not ok.all():
+            bad = np.flatnonzero(~ok)
+            listed = ", ".join(f"{_symbol(numbers[i])} (atom {i})" for i in bad[:10])
+            more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+            raise ValueError(
+                f"TFPotCalculator: element(s) not supported by this model: {listed}{more}; the "
+                f"model knows {', '.join(chemical_symbols[z] for z in self.species)}")
+        self._numbers = numbers.copy()
+        self._numbers_t = torch.as_tensor(numbers, dtype=torch.long, device=self.device)
+        self._batch_t = torch.zeros(len(numbers), dtype=torch.long, device=self.device)
+
+    @staticmethod
+    def _check_finite(positions: np.ndarray, cell: np.ndarray) -> None:
+        if not np.isfinite(positions).all():
+            bad = int(np.argwhere(~np.isfinite(positions))[0, 0])
+            raise ValueError(f"TFPotCalculator: position of atom {bad} is not finite "
+                             f"({positions[bad].tolist()} Å)")
+        if not np.isfinite(cell).all():
+            raise ValueError(f"TFPotCalculator: the cell is not finite ({cell.tolist()} Å)")
+
+    def _overlap_error(self, d2: torch.Tensor, edges: torch.Tensor, shifts: torch.Tensor) -> ValueError:
+        k = int(torch.argmin(d2))
+        i, j = int(edges[0, k]), int(edges[1, k])
+        d = float(torch.sqrt(d2[k]))
+        image = "" if not bool(shifts[k].any()) else " (periodic image)"
+        return ValueError(
+            f"TFPotCalculator: atoms {i} and {j}{image} overlap: {d:.4g} Å apart, closer than "
+            f"min_distance={self.min_distance} Å; check the structure (duplicated atoms, wrong "
+            f"units or cell)")
+
+    # ------------------------------------------------------------------------------------------
+    # neighbours
+    def _needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray,
+                       numbers: np.ndarray) -> bool:
+        if self._nl_pos is None or self._nl_pos.shape != positions.shape:
+            return True
+        if not (np.array_equal(cell, self._nl_cell) and np.array_equal(pbc, self._nl_pbc)
+                and np.array_equal(numbers, self._nl_numbers)):
+            return True
+        if self.skin == 0.0:
+            return not np.array_equal(positions, self._nl_pos)
+        disp = positions - self._nl_pos
+        max_d2 = float(np.einsum("ij,ij->i", disp, disp).max()) if len(disp) else 0.0
+        return max_d2 > (0.5 * self.skin) ** 2
+
+    def _build(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray,
+               numbers: np.ndarray) -> None:
+        nl = neighbor_list(positions, self.cutoff + self.skin, cell, pbc)
+        self._nl_edges = torch.as_tensor(nl.edge_index, dtype=torch.long, device=self.device)
+        self._nl_shifts = torch.as_tensor(nl.shifts, dtype=torch.float64, device=self.device)
+        self._nl_pos = positions.copy()
+        self._nl_cell = cell.copy()
+        self._nl_pbc = pbc.copy()
+        self._nl_numbers = numbers.copy()
+        self._cell_t = torch.as_tensor(cell, dtype=torch.float64, device=self.device).unsqueeze(0)
+        self.n_builds += 1
+
+    def graph(self, atoms: Atoms) -> Dict[str, torch.Tensor]:
+        """The model input for ``atoms`` (keys of :mod:`tfpot._keys`), using the skin list.
+
+        Checks the elements, finite positions and overlaps; rebuilds the list when needed.
+        """
+        positions = np.asarray(atoms.positions, dtype=np.float64)
+        cell = np.asarray(atoms.cell.array, dtype=np.float64)
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        numbers = np.asarray(atoms.numbers)
+        self._check_numbers(numbers)
+        self._check_finite(positions, cell)
+        if self._needs_rebuild(positions, cell, pbc, numbers):
+            self._build(positions, cell, pbc, numbers)
+        pos_t = torch.as_tensor(positions, device=self.device)
+        edges, shifts = self._nl_edges, self._nl_shifts
+        if edges.shape[1] > 0:
+            vec = pos_t[edges[1]] - pos_t[edges[0]] + shifts
+            d2 = (vec * vec).sum(-1)
+            if self.skin > 0.0:
+                keep = d2 < self.cutoff * self.cutoff
+                edges, shifts, d2 = edges[:, keep], shifts[keep], d2[keep]
+            if d2.numel() > 0 and bool((d2 < self.min_distance ** 2).any()):
+                raise self._overlap_error(d2, edges, shifts)
+        return {
+            K.POSITIONS: pos_t,
+            K.ATOMIC_NUMBERS: self._numbers_t,
+            K.EDGE_INDEX: edges,
+            K.SHIFTS: shifts,
+            K.CELL: self._cell_t,
+            K.BATCH: self._batch_t,
+        }
+
+    # ------------------------------------------------------------------------------------------
+    def calculate(self, atoms: Optional[Atoms] = None, properties: Sequence[str] = ("energy",),
+                  system_changes: Sequence[str] = all_changes) -> None:
+        Calculator.calculate(self, atoms, properties, system_changes)
+        atoms = self.atoms
+        periodic3d = bool(np.all(atoms.pbc))
+        if "stress" in properties:
+            if not periodic3d:
+                raise PropertyNotImplementedError(
+                    f"TFPotCalculator: stress needs a cell periodic in all three directions "
+                    f"(this structure has pbc={np.asarray(atoms.pbc).tolist()})")
+            self._want_stress = True
+        stress = periodic3d and self._want_stress
+        if stress and abs(atoms.cell.volume) < 1e-9:
+            raise ValueError(f"TFPotCalculator: stress needs a non-singular cell "
+                             f"(got {atoms.cell.array.tolist()})")
+        graph = self.graph(atoms)
+        with torch.enable_grad():
+            out = self.model(graph, True, stress)
+        self.n_calls += 1
+        energy = float(out[K.ENERGY].detach()[0])
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "energies": out[K.ATOMIC_ENERGIES].detach().to("cpu", torch.float64).numpy(),
+            "forces": out[K.FORCES].detach().to("cpu", torch.float64).numpy(),
+        }
+        if stress:
+            s = out[K.STRESS][0].detach().to("cpu", torch.float64).numpy()
+            self.results["stress"] = full_3x3_to_voigt_6_stress(s)
+
+
+def _close(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
+    return a.shape == b.shape and (np.array_equal(a, b) or bool(np.allclose(a, b, rtol=tol, atol=tol)))
+
+
+def _symbol(z: int) -> str:
+    return chemical_symbols[z] if 0 <= z < len(chemical_symbols) else f"Z={z}"

@@ -1,0 +1,273 @@
+"""``tfpot md STRUCTURE MODEL``: molecular dynamics in ASE with a tfpot model.
+
+Ensembles: ``nve`` (velocity Verlet), ``langevin``, ``nvt-berendsen`` and ``npt`` (Berendsen
+barostat and thermostat; needs a cell periodic in 3D). Velocities are drawn from a
+Maxwell-Boltzmann distribution at ``--temperature`` (seeded), with the centre-of-mass motion (and,
+for molecules, the rotation) removed. A progress bar runs while it goes; at the end a summary
+gives the speed and, for NVE, the energy drift per atom per ps (slope of a straight-line fit of
+the total energy against time) with the largest excursion from the initial energy.
+
+Units on the command line: temperature K, timestep fs, friction 1/fs, pressure bar, times fs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+ENSEMBLES = ("nve", "langevin", "nvt-berendsen", "npt")
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers shared with relax_cli
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("structure", metavar="STRUCTURE",
+                        help="structure file readable by ase.io.read (xyz, extxyz, cif, POSCAR, "
+                             "traj, ...)")
+    parser.add_argument("model", metavar="MODEL", help="tfpot model file")
+    parser.add_argument("--index", default="-1",
+                        help="frame of STRUCTURE to use (ase.io.read index, default: last)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--dtype", default="float64", choices=("float64", "float32"),
+                        help="model precision (default: float64)")
+    parser.add_argument("--threads", type=_positive(int), default=None,
+                        help="torch CPU threads (default: torch's choice; 1 is often fastest "
+                             "for small molecules)")
+
+
+def load_structure_and_calculator(args: argparse.Namespace):
+    """(atoms, calculator) from the parsed arguments; raises ValueError with the file named."""
+    import ase.io
+
+    from tfpot.calculators.ase_calculator import TFPotCalculator
+
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    path = Path(args.structure)
+    if not path.exists():
+        raise ValueError(f"no structure file at {path}")
+    try:
+        atoms = ase.io.read(path, index=args.index)
+    except Exception as e:  # ase raises many types for unreadable files
+        raise ValueError(f"{path}: cannot read a structure ({type(e).__name__}: {e})") from e
+    if isinstance(atoms, list):
+        raise ValueError(f"--index {args.index} selects {len(atoms)} frames; give one frame")
+    atoms.calc = None
+    calc = TFPotCalculator(args.model, device=args.device, dtype=args.dtype)
+    atoms.calc = calc
+    return atoms, calc
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
+        return value
+    return parse
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+def make_dynamics(atoms, ensemble: str, timestep_fs: float, temperature_K: float,
+                  friction_per_fs: float, seed: int, pressure_bar: float = 1.01325,
+                  taut_fs: float = 100.0, taup_fs: float = 1000.0):
+    """An ASE dynamics object for ``ensemble`` (units: fs, K, 1/fs, bar)."""
+    from ase import units
+
+    dt = timestep_fs * units.fs
+    if ensemble == "nve":
+        from ase.md.verlet import VelocityVerlet
+
+        return VelocityVerlet(atoms, dt)
+    if ensemble == "langevin":
+        from ase.md.langevin import Langevin
+
+        return Langevin(atoms, dt, temperature_K=temperature_K, friction=friction_per_fs / units.fs,
+                        rng=np.random.default_rng(seed), fixcm=False)
+    if ensemble == "nvt-berendsen":
+        from ase.md.nvtberendsen import NVTBerendsen
+
+        return NVTBerendsen(atoms, dt, temperature_K=temperature_K, taut=taut_fs * units.fs)
+    if ensemble == "npt":
+        if not np.all(atoms.pbc):
+            raise ValueError(f"--ensemble npt needs a cell periodic in 3D (pbc={atoms.pbc.tolist()})")
+        from ase.md.nptberendsen import NPTBerendsen
+
+        # compressibility of a typical solid, 1e-6 / bar: with taup it sets the barostat response
+        return NPTBerendsen(atoms, dt, temperature_K=temperature_K,
+                            pressure_au=pressure_bar * units.bar, taut=taut_fs * units.fs,
+                            taup=taup_fs * units.fs, compressibility_au=1e-6 / units.bar)
+    raise ValueError(f"ensemble must be one of {ENSEMBLES} (got {ensemble!r})")
+
+
+def init_velocities(atoms, temperature_K: float, seed: int) -> None:
+    """Maxwell-Boltzmann momenta at ``temperature_K`` without centre-of-mass motion (and
+    without rotation for molecules)."""
+    from ase.md import velocitydistribution as vd
+
+    if temperature_K <= 0:
+        atoms.set_momenta(np.zeros((len(atoms), 3)))
+        return
+    rng = np.random.default_rng(seed)
+    if hasattr(vd, "thermalize_momenta"):
+        vd.thermalize_momenta(atoms, temperature_K, rng=rng)
+    else:  # ase < 3.29
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+    vd.Stationary(atoms)
+    if not np.any(atoms.pbc):
+        vd.ZeroRotation(atoms)
+
+
+def energy_drift(times_ps: np.ndarray, total_energy: np.ndarray, n_atoms: int) -> float:
+    """Slope of a least-squares line through E_total(t), per atom: eV / atom / ps."""
+    if len(times_ps) < 2:
+        return 0.0
+    return float(np.polyfit(times_ps, total_energy, 1)[0]) / n_atoms
+
+
+class TrajectoryWriter:
+    """Frames with energy, forces (and stress) to ``.traj`` (ASE) or extxyz (any other name)."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._traj = None
+        if self.path.suffix == ".traj":
+            from ase.io.trajectory import Trajectory
+
+            self._traj = Trajectory(str(self.path), "w")
+        elif self.path.exists():
+            self.path.unlink()
+
+    def write(self, atoms) -> None:
+        if self._traj is not None:
+            self._traj.write(atoms)
+            return
+        import ase.io
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        frame = atoms.copy()
+        results = {k: atoms.calc.results[k] for k in ("energy", "forces", "stress")
+                   if k in atoms.calc.results}
+        frame.calc = SinglePointCalculator(frame, **results)
+        ase.io.write(str(self.path), frame, format="extxyz", append=True)
+
+    def close(self) -> None:
+        if self._traj is not None:
+            self._traj.close()
+
+
+# ---------------------------------------------------------------------------------------------
+def run_md(args: argparse.Namespace) -> int:
+    from ase import units
+    from tqdm import tqdm
+
+    try:
+        atoms, calc = load_structure_and_calculator(args)
+        init_velocities(atoms, args.temperature, args.seed)
+        dyn = make_dynamics(atoms, args.ensemble, args.timestep, args.temperature, args.friction,
+                            args.seed, pressure_bar=args.pressure)
+        atoms.get_forces()  # fail early (elements, overlaps) before the progress bar starts
+    except (ValueError, FileNotFoundError) as e:
+        print(f"tfpot md: {e}", file=sys.stderr)
+        return 1
+
+    n = len(atoms)
+    times: List[float] = []
+    etot: List[float] = []
+    temps: List[float] = []
+    writer = TrajectoryWriter(args.traj) if args.traj else None
+    bar = tqdm(total=args.steps, unit="step", disable=args.quiet, file=sys.stderr,
+               dynamic_ncols=True)
+    state = {"step": 0}
+
+    def observe() -> None:
+        step = state["step"]
+        epot = atoms.get_potential_energy()  # cached: no extra evaluation
+        ekin = atoms.get_kinetic_energy()
+        temp = ekin / (1.5 * units.kB * n)
+        times.append(step * args.timestep / 1000.0)
+        etot.append(epot + ekin)
+        temps.append(temp)
+        if step % args.log_every == 0:
+            if writer is not None:
+                writer.write(atoms)
+            bar.set_postfix_str(f"Epot={epot:.4f} eV T={temp:.0f} K", refresh=False)
+            if args.verbose:
+                tqdm.write(f"step {step:8d}  t={times[-1]:9.4f} ps  Epot={epot:14.6f} eV  "
+                           f"Ekin={ekin:10.6f} eV  Etot={epot + ekin:14.6f} eV  T={temp:8.1f} K",
+                           file=sys.stderr)
+        if step > 0:
+            bar.update(1)
+        state["step"] += 1
+
+    dyn.attach(observe, interval=1)
+    t0 = time.perf_counter()
+    try:
+        dyn.run(args.steps)
+    except ValueError as e:  # e.g. atoms overlapping during the run
+        bar.close()
+        print(f"tfpot md: stopped at step {state['step']}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if writer is not None:
+            writer.close()
+    wall = time.perf_counter() - t0
+    bar.close()
+
+    t_arr, e_arr = np.asarray(times), np.asarray(etot)
+    print(f"tfpot md: {args.ensemble}, {n} atoms, {args.steps} steps of {args.timestep} fs "
+          f"({args.steps * args.timestep / 1000:.4g} ps) in {wall:.2f} s: "
+          f"{args.steps / max(wall, 1e-12):.1f} steps/s, {n * args.steps / max(wall, 1e-12):.3g} "
+          f"atom-steps/s; {calc.n_builds} neighbour-list builds")
+    print(f"  temperature: mean {np.mean(temps):.1f} K, final {temps[-1]:.1f} K; final Epot "
+          f"{atoms.get_potential_energy():.6f} eV")
+    if args.ensemble == "nve":
+        drift = energy_drift(t_arr, e_arr, n)
+        excursion = float(np.abs(e_arr - e_arr[0]).max()) / n
+        print(f"  energy drift: {drift:.3e} eV/atom/ps (max |Etot - Etot(0)| = "
+              f"{excursion:.3e} eV/atom)")
+    if args.traj:
+        print(f"  trajectory: {args.traj} (every {args.log_every} steps)")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add ``tfpot md STRUCTURE MODEL [--ensemble ...] [--temperature K] [--steps N] ...``."""
+    p = subparsers.add_parser(
+        "md", help="molecular dynamics in ASE with a tfpot model",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_arguments(p)
+    p.add_argument("--ensemble", default="nve", choices=ENSEMBLES, help="default: nve")
+    p.add_argument("--temperature", type=_non_negative, default=300.0,
+                   help="initial-velocity and thermostat temperature, K (default: 300)")
+    p.add_argument("--steps", type=_positive(int), default=1000, help="MD steps (default: 1000)")
+    p.add_argument("--timestep", type=_positive(float), default=0.5, help="fs (default: 0.5)")
+    p.add_argument("--friction", type=_positive(float), default=0.01,
+                   help="Langevin friction, 1/fs (default: 0.01)")
+    p.add_argument("--pressure", type=float, default=1.01325, help="npt pressure, bar (default: 1 atm)")
+    p.add_argument("--traj", default=None,
+                   help="write frames here: .traj (ASE trajectory) or extxyz (.xyz/.extxyz)")
+    p.add_argument("--log-every", type=_positive(int), default=10,
+                   help="trajectory/log interval in steps (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="velocity and Langevin seed (default: 0)")
+    p.add_argument("--verbose", "-v", action="store_true", help="print a log line every --log-every steps")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_md)
+
