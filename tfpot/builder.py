@@ -148,7 +148,13 @@ def load_model(path: Union[str, os.PathLike], device: Union[str, torch.device] =
     model = EnergyModel(species, cutoff=cutoff, **hyper)
     stored = resolve_dtype(payload["dtype"])
     model = model.to(stored)
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        raise ValueError(f"{path}: weights do not fit the model this tfpot {__version__} builds "
+                         f"from the file's hyperparameters (written by tfpot "
+                         f"{payload.get('tfpot_version')}); retrain or load it with that version."
+                         f"\n{e}") from e
     if dtype is not None:
         model = model.to(resolve_dtype(dtype))
     return model.to(device).eval()

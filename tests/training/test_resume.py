@@ -1,0 +1,95 @@
+"""Kill-and-resume equals an uninterrupted run (float64, bit for bit: tolerance 0)."""
+
+import csv
+import math
+
+import pytest
+import torch
+
+from tfpot.training import ConfigError, train_from_config
+from tfpot.training.checkpoint import load_checkpoint
+
+
+class Killed(RuntimeError):
+    pass
+
+
+def kill_at(step):
+    def callback(trainer):
+        if trainer.global_step == step:
+            raise Killed(f"simulated kill at step {step}")
+    return callback
+
+
+def model_state(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def assert_same_state(a, b, what):
+    assert a.keys() == b.keys()
+    for k in a:
+        diff = (a[k].double() - b[k].double()).abs().max().item() if a[k].numel() else 0.0
+        assert torch.equal(a[k], b[k]), f"{what}: {k} differs by {diff:.3e} (tolerance: exact)"
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+# 10: mid-epoch, the last checkpoint (step 8) is 2 steps old; 12: right after the step checkpoint
+# of the last batch of epoch 2, before that epoch's validation, schedule step and CSV row.
+@pytest.mark.parametrize("kill_step", [10, 12])
+def test_kill_and_resume_matches_uninterrupted(tiny_config, tmp_path, kill_step):
+    # 24 train / batch 4 = 6 steps per epoch, 3 epochs, checkpoints every 4 steps and per epoch
+    ref = train_from_config(tiny_config(output_dir=str(tmp_path / "ref")), verbose=False)
+
+    cfg = tiny_config(output_dir=str(tmp_path / "cut"))
+    with pytest.raises(Killed):
+        train_from_config(cfg, callbacks=[kill_at(kill_step)], verbose=False)
+    ck = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    last_checkpoint = {10: (8, 2), 12: (12, 6)}[kill_step]  # (global step, batch in epoch 2)
+    assert (ck["progress"]["global_step"], ck["progress"]["batch_in_epoch"]) == last_checkpoint
+    assert ck["progress"]["epoch"] == 1
+    assert not (tmp_path / "cut" / "final_model.pt").exists()
+    assert not list((tmp_path / "cut").glob(".*.tmp"))  # atomic writes leave no temp files
+
+    with pytest.raises(ConfigError, match="--resume"):  # never overwritten silently
+        train_from_config(cfg, verbose=False)
+    cut = train_from_config(cfg, resume=True, verbose=False)
+
+    for name in ("final_model.pt", "best_model.pt"):
+        assert_same_state(model_state(ref / name), model_state(cut / name), name)
+    a, b = load_checkpoint(ref / "checkpoint.pt"), load_checkpoint(cut / "checkpoint.pt")
+    assert_same_state(a["model_state"], b["model_state"], "live weights")
+    for sa, sb in zip(a["ema"]["shadow"], b["ema"]["shadow"]):
+        assert torch.equal(sa, sb)
+    assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+    for k in a["optimizer"]["state"]:
+        assert torch.equal(a["optimizer"]["state"][k]["exp_avg_sq"], b["optimizer"]["state"][k]["exp_avg_sq"])
+
+    rows_a, rows_b = read_csv(ref / "metrics.csv"), read_csv(cut / "metrics.csv")
+    assert [r["epoch"] for r in rows_a] == [r["epoch"] for r in rows_b] == ["1", "2", "3"]
+    for ra, rb in zip(rows_a, rows_b):
+        for key in ra:
+            if key.startswith("val_"):  # same weights, same data: identical
+                assert ra[key] == rb[key], key
+            elif key.startswith("train_"):  # partial-epoch sums are added in another order
+                assert math.isclose(float(ra[key]), float(rb[key]), rel_tol=1e-12), key
+
+
+def test_resume_refuses_changed_config(tiny_config, tmp_path):
+    cfg = tiny_config(training={"max_epochs": 1})
+    out = train_from_config(cfg, verbose=False)
+    changed = tiny_config(training={"max_epochs": 1}, optimizer={"lr": 5e-2})
+    with pytest.raises(ConfigError, match=r"optimizer.lr: 0.03 -> 0.05"):
+        train_from_config(changed, resume=True, verbose=False)
+    # more epochs is allowed and continues from epoch 2
+    more = tiny_config(training={"max_epochs": 2})
+    train_from_config(more, resume=True, verbose=False)
+    assert [r["epoch"] for r in read_csv(out / "metrics.csv")] == ["1", "2"]
+
+
+def test_resume_without_checkpoint_starts_new_run(tiny_config, tmp_path):
+    out = train_from_config(tiny_config(training={"max_epochs": 1}), resume=True, verbose=False)
+    assert (out / "final_model.pt").exists()

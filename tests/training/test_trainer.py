@@ -1,0 +1,184 @@
+"""The training loop: loss falls, outputs are complete, energy-only (QM9-like) and stress (EMT)
+training, the fit() API, the time budget and Ctrl-C."""
+
+import csv
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from ase.build import bulk, molecule
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+
+import tfpot
+from tfpot.training import fit, train_from_config
+from tfpot.training.checkpoint import load_checkpoint
+
+HARTREE = 27.211386245988
+# made-up per-element reference energies (Hartree) for the QM9-like set
+REF_HA = {"H": -0.5, "C": -37.8, "N": -54.5, "O": -75.0}
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_loss_falls_and_outputs_are_complete(tiny_config):
+    out = train_from_config(tiny_config(training={"max_epochs": 5, "batch_size": 4},
+                                        logging={"tensorboard": "auto"}), verbose=False)
+    rows = read_csv(out / "metrics.csv")
+    assert len(rows) == 5
+    first, last = rows[0], rows[-1]
+    # 30 steps of a 2k-weight model: the loss (~10 at the start: force variance x weight 10)
+    # at least halves on validation (EMA weights) and falls on the training batches
+    assert min(float(r["val_loss"]) for r in rows) < 0.5 * float(first["val_loss"])
+    assert float(last["train_loss"]) < 0.8 * float(first["train_loss"])
+    for key in ("epoch_time", "lr", "train_energy_mae", "train_energy_rmse", "train_forces_mae",
+                "train_forces_rmse", "val_energy_mae", "val_forces_rmse"):
+        assert key in first
+    for name in ("best_model.pt", "final_model.pt", "checkpoint.pt", "config.yaml", "splits.npz",
+                 "statistics.json", "test_metrics.json", "summary.json", "train.log"):
+        assert (out / name).exists(), name
+    assert list((out / "tensorboard").iterdir())  # tensorboard is installed here
+    test = json.loads((out / "test_metrics.json").read_text())
+    assert test["num_structures"] == 8 and test["forces_mae"] > 0
+    splits = np.load(out / "splits.npz")
+    assert len(set(splits["test"]) & set(splits["train"])) == 0 and len(splits["train"]) == 24
+
+    # the model files are ready to use: E0 / scale / shift of the training set are inside
+    model = tfpot.load_model(out / "best_model.pt")
+    stats = json.loads((out / "statistics.json").read_text())
+    e0 = [stats["e0"][str(z)] for z in model.species]
+    assert torch.allclose(model.atomic_reference, torch.tensor(e0, dtype=torch.float64))
+    assert float(model.energy_scale) == pytest.approx(stats["energy_scale"])
+    from tfpot.data import demo_dataset_path, read_structures
+
+    atoms = read_structures(demo_dataset_path(), indices=[int(splits["test"][0])])[0]
+    e_model = tfpot.predict(model, atoms)["energy"]
+    # E0 (-34.4 eV/atom here) is part of the stored model: the error is that of a 4-epoch model
+    assert abs(e_model - atoms.get_potential_energy()) / len(atoms) < 1.0
+
+
+def _write_qm9(directory, k, atoms, u0_hartree):
+    props = [1.0, 1.0, 1.0, 0.0, 10.0, -0.3, 0.1, 0.4, 50.0, 0.05, u0_hartree, u0_hartree + 0.01,
+             u0_hartree + 0.02, u0_hartree - 0.03, 6.5]
+    lines = [str(len(atoms)), f"gdb {k}\t" + "\t".join(f"{p:.6f}" for p in props)]
+    for s, p in zip(atoms.get_chemical_symbols(), atoms.positions):
+        lines.append(f"{s}\t{p[0]:.6f}\t{p[1]:.6f}\t{p[2]:.6f}\t0.0")
+    lines += ["1000.0\t2000.0", "C\tC", "InChI=1S/X\tInChI=1S/X"]
+    (directory / f"dsgdb9nsd_{k:06d}.xyz").write_text("\n".join(lines) + "\n")
+
+
+def test_energy_only_training_on_qm9_like_data(tiny_config, tmp_path):
+    names = ["CH4", "H2O", "NH3", "C2H6", "C2H4", "CH3OH", "HCN", "H2CO", "CH3CH2OH", "C2H2",
+             "N2", "CO", "CO2", "HCOOH", "CH3CN", "C3H8"]
+    qm9 = tmp_path / "qm9"
+    qm9.mkdir()
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(names * 2, start=1):
+        a = molecule(name)
+        a.rattle(0.05, seed=k)
+        u0 = sum(REF_HA[s] for s in a.get_chemical_symbols()) + 0.01 * rng.normal()
+        _write_qm9(qm9, k, a, u0)
+    cfg = tiny_config(data={"path": str(qm9), "format": "qm9", "target": "U0",
+                            "split": {"train": 24, "val": 4, "test": 4}},
+                      loss={"energy_weight": 1.0, "forces_weight": 0.0, "per_atom_energy": False},
+                      training={"max_epochs": 3, "batch_size": 8})
+    with pytest.raises(ValueError, match=r"loss.forces_weight is 10 but no training structure has "
+                                         r"forces labels; set loss.forces_weight: 0"):
+        train_from_config(tiny_config(data=cfg["data"], output_dir=str(tmp_path / "bad")),
+                          verbose=False)
+    out = train_from_config(cfg, verbose=False)
+    rows = read_csv(out / "metrics.csv")
+    assert "train_forces_mae" not in rows[0] and "val_energy_mae" in rows[0]
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    # float64 least squares recovers the per-element references (to the 0.01 Ha noise)
+    e0 = json.loads((out / "statistics.json").read_text())["e0"]
+    for s, z in (("H", "1"), ("C", "6"), ("N", "7"), ("O", "8")):
+        assert abs(e0[z] - REF_HA[s] * HARTREE) < 0.3, (s, e0[z])
+    assert "energy_mae" in json.loads((out / "test_metrics.json").read_text())
+
+
+def emt_cells(n, seed=0):
+    """Rattled, strained 4-atom Cu/Al fcc cells with EMT energy, forces and stress."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(n):
+        a = bulk("Cu", "fcc", a=3.6, cubic=True)
+        a.symbols[rng.integers(4)] = "Al"
+        strain = np.eye(3) + 0.03 * rng.uniform(-1, 1, (3, 3))
+        a.set_cell(a.cell.array @ strain, scale_atoms=True)
+        a.rattle(0.08, seed=int(rng.integers(1 << 30)))
+        a.calc = EMT()
+        res = dict(energy=a.get_potential_energy(), forces=a.get_forces(), stress=a.get_stress())
+        a.calc = SinglePointCalculator(a, **res)
+        out.append(a)
+    return out
+
+
+def test_stress_training_on_emt_cells(tiny_config, tmp_path):
+    import ase.io
+
+    ase.io.write(tmp_path / "train.xyz", emt_cells(20, seed=0), format="extxyz")
+    ase.io.write(tmp_path / "test.xyz", emt_cells(4, seed=1), format="extxyz")
+    cfg = tiny_config(data={"path": None, "train": str(tmp_path / "train.xyz"),
+                            "test": str(tmp_path / "test.xyz"),
+                            "split": {"val": 4}, "cutoff": 4.0},
+                      loss={"energy_weight": 1.0, "forces_weight": 1.0, "stress_weight": 1000.0},
+                      optimizer={"lr": 1e-2},
+                      training={"max_epochs": 5, "batch_size": 4, "ema_decay": 0.5})
+    out = train_from_config(cfg, verbose=False)
+    rows = read_csv(out / "metrics.csv")
+    assert "train_stress_mae" in rows[0] and "val_stress_rmse" in rows[0]
+    assert float(rows[-1]["train_stress_mae"]) < float(rows[0]["train_stress_mae"])
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    test = json.loads((out / "test_metrics.json").read_text())
+    assert test["num_structures"] == 4 and test["stress_mae"] < 0.05  # eV/Å^3
+    # the stored model predicts stress through the ASE-facing path as well
+    model = tfpot.load_model(out / "final_model.pt")
+    atoms = ase.io.read(tmp_path / "test.xyz", index=0)
+    assert tfpot.predict(model, atoms)["stress"].shape == (3, 3)
+
+
+def test_fit_api_float32(tmp_path):
+    from tfpot.data import demo_dataset_path, read_structures
+
+    atoms = read_structures(demo_dataset_path(), indices=list(range(0, 400, 10)))
+    train, val = atoms[:32], atoms[32:]
+    model = tfpot.build_model(["H", "C", "O"], cutoff=4.0, preset="small", dtype="float32",
+                              hidden=16, num_layers=1, reps="16x0+4x1+2x2")
+
+    def force_mae(m):
+        return float(np.mean([np.abs(tfpot.predict(m, a)["forces"] - a.get_forces()).mean() for a in val]))
+
+    before = force_mae(model.eval())
+    fitted = fit(model, train, val, epochs=4, batch_size=4, lr=1e-2, forces_weight=10.0, seed=0)
+    assert fitted is model and not fitted.training
+    assert float(fitted.energy_scale) != 1.0  # statistics went into the buffers
+    assert fitted.embedding.weight.dtype == torch.float32
+    assert force_mae(fitted) < 0.8 * before
+
+
+def test_max_time_stops_and_saves(tiny_config):
+    out = train_from_config(tiny_config(training={"max_epochs": 50, "max_time": 1.0}), verbose=False)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stop_reason"] == "max_time" and summary["epochs"] < 50
+    assert (out / "final_model.pt").exists() and (out / "best_model.pt").exists()
+
+
+def test_sigint_finishes_step_and_writes_checkpoint(tiny_config):
+    def interrupt(trainer):
+        if trainer.global_step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    cfg = tiny_config(training={"max_epochs": 2, "checkpoint_every": 0})
+    out = train_from_config(cfg, callbacks=[interrupt], verbose=False)
+    assert load_checkpoint(out / "checkpoint.pt")["progress"]["global_step"] == 3
+    assert not (out / "final_model.pt").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    train_from_config(cfg, resume=True, verbose=False)
+    assert len(read_csv(out / "metrics.csv")) == 2

@@ -1,0 +1,121 @@
+"""Checkpoints: everything needed to continue a run exactly, written atomically.
+
+A checkpoint is a ``torch.save`` dict (loadable with ``weights_only=True``) holding the model's
+hyperparameters and weights (buffers E0/scale/shift included), the optimiser, schedule and EMA
+states, the random-number states of python, numpy and torch, the position in the data (epoch,
+batch within the epoch, global step), the partial-epoch metric sums, the best validation result,
+the early-stopping counter, the elapsed training time and the per-epoch history.
+
+Writes go to a temporary file in the same directory, are flushed and fsync'ed, and replace the
+old file with ``os.replace``: a run killed at any moment leaves the previous checkpoint or the
+new one, never a torn file.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Union
+
+import numpy as np
+import torch
+
+CHECKPOINT_FORMAT = "tfpot-checkpoint"
+CHECKPOINT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def _default_mode() -> int:
+    """0666 minus the umask: what ``open()`` would give (mkstemp makes 0600 files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> None:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _default_mode())
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(text: str, path: Union[str, os.PathLike]) -> None:
+    """Write a text file atomically (temporary file + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, _default_mode())
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def rng_state() -> Dict[str, Any]:
+    """Random states of python, numpy (legacy global) and torch (CPU and CUDA)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(state: Dict[str, Any], path: Union[str, os.PathLike]) -> None:
+    """Write a checkpoint dict atomically (adds the format marker)."""
+    payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION}
+    payload.update(state)
+    atomic_torch_save(payload, path)
+
+
+def load_checkpoint(path: Union[str, os.PathLike], map_location: Any = "cpu") -> Dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (no pickled code is executed)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no checkpoint")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a tfpot training checkpoint (a model file? models are "
+                         f"loaded with tfpot.load_model)")
+    if payload.get("format_version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: checkpoint version {payload.get('format_version')} is not "
+                         f"supported (expects {CHECKPOINT_VERSION})")
+    return payload

@@ -1,0 +1,86 @@
+"""``tfpot train CONFIG [--resume]``: train a potential from a YAML config.
+
+CONFIG is a YAML file or the name of a bundled recipe (``tfpot train --list-recipes``;
+``tfpot train --show-recipe demo`` prints one, commented, to start a config from).
+Several processes: ``torchrun --nproc_per_node N -m tfpot train CONFIG``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _epilog() -> str:
+    from tfpot.training.config import describe, list_recipes, recipes_dir
+
+    return (
+        "config keys (defaults after the colon):\n\n"
+        + describe()
+        + "\n\nRelative paths are relative to the current directory; data.path 'tfpot:demo' is the"
+        "\nbundled demo data set. Commented recipes: " + str(recipes_dir())
+        + "\n  (" + ", ".join(list_recipes()) + "; print one with --show-recipe NAME)."
+        "\n\nOutputs in output_dir: best_model.pt (lowest validation loss, EMA weights),"
+        "\nfinal_model.pt, checkpoint.pt, metrics.csv, train.log, tensorboard/, config.yaml,"
+        "\nsplits.npz, statistics.json, test_metrics.json, summary.json."
+        "\nCtrl-C (or SIGTERM) finishes the step, writes a checkpoint and exits; --resume continues"
+        "\nexactly where it stopped. Several processes (one per GPU, or gloo on CPU):"
+        "\n  torchrun --nproc_per_node N -m tfpot train CONFIG  (training.batch_size is the global batch)"
+    )
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a model from a YAML config",
+        description="Train a potential from a YAML config or a bundled recipe.", epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", nargs="?", help="YAML config file, or the name of a bundled recipe")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in output_dir from checkpoint.pt (new run if none)")
+    p.add_argument("-o", "--output-dir", default=None,
+                   help="write to this directory instead of the config's output_dir")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    p.add_argument("--list-recipes", action="store_true", help="list the bundled recipes and exit")
+    p.add_argument("--show-recipe", metavar="NAME", help="print a bundled recipe and exit")
+    p.set_defaults(func=main)
+
+
+def resolve_config(name: str) -> Path:
+    """A config path: an existing file, else a bundled recipe of that name."""
+    from tfpot.training.config import list_recipes, recipes_dir
+
+    path = Path(name)
+    if path.is_file():
+        return path
+    recipe = recipes_dir() / f"{Path(name).stem}.yaml"
+    if recipe.is_file() and path.suffix in ("", ".yaml") and path.parent == Path("."):
+        return recipe
+    raise FileNotFoundError(f"{name}: no such config file, and not a bundled recipe "
+                            f"({', '.join(list_recipes())})")
+
+
+def main(args: argparse.Namespace) -> int:
+    from tfpot.training.config import ConfigError, list_recipes, recipes_dir
+
+    if args.list_recipes:
+        for name in list_recipes():
+            print(f"{name:20s} {recipes_dir() / (name + '.yaml')}")
+        return 0
+    if args.show_recipe:
+        print(resolve_config(args.show_recipe).read_text(), end="")
+        return 0
+    if not args.config:
+        print("tfpot train: give a CONFIG (see tfpot train --help)", file=sys.stderr)
+        return 2
+    from tfpot.training.trainer import train_from_config
+
+    try:
+        path = resolve_config(args.config)
+        out = train_from_config(path, resume=args.resume, output_dir=args.output_dir,
+                                verbose=not args.quiet)
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"tfpot train: error: {e}", file=sys.stderr)
+        return 2
+    print(f"done: {out}")
+    return 0

@@ -1,0 +1,292 @@
+"""Training data from a config: read, split, and serve as graphs (built on ``tfpot.data``).
+
+A :class:`StructureSet` is a subset (``indices``) of a graph dataset (in-memory
+:class:`~tfpot.data.AtomsDataset` or lazy :class:`~tfpot.data.LmdbDataset`). It serves graphs for
+the loaders and the labels (composition, energy, forces, stress) for the statistics, without
+building graphs.
+
+Splits of one file (``data.path``) are drawn as ``random_split(n, [test, val, train])``: the test
+set is cut first, so it stays the same when the training size changes. For (r)MD17 files only the
+frames of the requested subsets are read. The test set is returned as a function: nothing reads
+it before training ends.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from tfpot.training.config import ConfigError, DataConfig
+
+DEMO_TOKEN = "tfpot:demo"
+
+Labels = Tuple[np.ndarray, Optional[float], Optional[np.ndarray], Optional[np.ndarray]]
+
+
+def resolve_path(path: str) -> Path:
+    """A config path: ``tfpot:demo`` is the bundled demo set, ``~`` is expanded."""
+    if path == DEMO_TOKEN:
+        from tfpot.data import demo_dataset_path
+
+        return demo_dataset_path()
+    return Path(os.path.expanduser(path))
+
+
+@dataclass
+class StructureSet:
+    """Structures ``indices`` of ``dataset`` (graphs) with their labels.
+
+    Args:
+        dataset: a torch Dataset of PyG graphs (AtomsDataset or LmdbDataset).
+        indices: (n,) positions in ``dataset``.
+        name: 'train', 'val' or 'test' (for messages).
+    """
+
+    dataset: torch.utils.data.Dataset
+    indices: np.ndarray
+    name: str = "data"
+    source: str = ""
+    _labels: Optional[List[Labels]] = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return self.dataset[int(self.indices[i])]
+
+    def iter_labels(self) -> Iterator[Labels]:
+        """(numbers, energy eV | None, forces (N,3) eV/Å | None, stress (3,3) eV/Å^3 | None)."""
+        from tfpot.data import AtomsDataset, LmdbDataset
+        from tfpot.data._labels import labels_of
+
+        if isinstance(self.dataset, AtomsDataset):
+            for i in self.indices:
+                atoms = self.dataset.structures[int(i)]
+                e, f, s = labels_of(atoms)
+                yield atoms.get_atomic_numbers(), e, f, s
+        elif isinstance(self.dataset, LmdbDataset):
+            for i in self.indices:
+                rec = self.dataset.record(int(i))
+                e = rec.get("energy")
+                yield (np.asarray(rec["numbers"]), None if e is None else float(e),
+                       rec.get("forces"), rec.get("stress"))
+        else:  # any dataset of graphs
+            for i in self.indices:
+                g = self.dataset[int(i)]
+                yield (g.atomic_numbers.numpy(),
+                       float(g.energy[0]) if "energy" in g else None,
+                       g.forces.numpy() if "forces" in g else None,
+                       g.stress.numpy()[0] if "stress" in g else None)
+
+    def num_atoms(self) -> np.ndarray:
+        from tfpot.data import AtomsDataset, LmdbDataset
+
+        if isinstance(self.dataset, AtomsDataset):
+            return np.array([len(self.dataset.structures[int(i)]) for i in self.indices], np.int64)
+        if isinstance(self.dataset, LmdbDataset):
+            return self.dataset.num_atoms()[self.indices]
+        return np.array([self[i].num_nodes for i in range(len(self))], np.int64)
+
+    def label_counts(self) -> Dict[str, int]:
+        """How many structures carry each target."""
+        counts = {"energy": 0, "forces": 0, "stress": 0}
+        for _, e, f, s in self.iter_labels():
+            counts["energy"] += e is not None
+            counts["forces"] += f is not None
+            counts["stress"] += s is not None
+        return counts
+
+    def elements(self) -> List[int]:
+        seen = set()
+        for numbers, *_ in self.iter_labels():
+            seen.update(int(z) for z in np.unique(numbers))
+        return sorted(seen)
+
+
+def atoms_set(structures, cutoff: float, name: str = "data", source: str = "") -> StructureSet:
+    """A StructureSet over a list of labelled Atoms (graphs built once, cached, float64)."""
+    from tfpot.data import AtomsDataset
+
+    structures = list(structures)
+    ds = AtomsDataset(structures, cutoff=cutoff, dtype=torch.float64)
+    return StructureSet(ds, np.arange(len(structures), dtype=np.int64), name, source)
+
+
+@dataclass
+class DataSplits:
+    """Train and validation sets, the test set on demand, and how they were made."""
+
+    train: StructureSet
+    val: Optional[StructureSet]
+    load_test: Optional[Callable[[], StructureSet]]
+    indices: Dict[str, np.ndarray]  # split indices into the source file, where one file was split
+    description: str
+
+
+def _reader_options(cfg: DataConfig, fmt: str) -> dict:
+    options = dict(cfg.options)
+    if cfg.target is not None:
+        if fmt != "qm9":
+            raise ConfigError(f"data.target: applies to QM9 data only (this file's format is {fmt})")
+        options["target"] = cfg.target
+    return options
+
+
+def _format_of(path: Path, cfg: DataConfig) -> str:
+    from tfpot.data import detect_format
+    from tfpot.data.md17 import npz_layout
+
+    fmt = cfg.format.lower() if cfg.format else detect_format(path)
+    if fmt == "npz":
+        fmt = npz_layout(path)
+    return fmt
+
+
+def _count_frames(path: Path, fmt: str) -> int:
+    key = "E" if fmt == "md17" else "energies"
+    with np.load(path, allow_pickle=False) as npz:
+        if key not in npz.files:
+            from tfpot.data import DataFormatError
+
+            raise DataFormatError(f"{path.name}: missing key '{key}' ({fmt} layout)")
+        return int(npz[key].shape[0])
+
+
+def _sizes(n: int, split, with_test: bool) -> Tuple[int, int, int]:
+    """(test, val, train) counts from counts/fractions; train None = the rest."""
+
+    def count(v) -> int:
+        if v is None:
+            return 0
+        return int(v) if isinstance(v, int) else int(np.floor(float(v) * n + 1e-9))
+
+    test = count(split.test) if with_test else 0
+    val = count(split.val)
+    train = n - test - val if split.train is None else count(split.train)
+    if test + val + train > n or train < 0:
+        raise ConfigError(f"data.split: test {test} + val {val} + train {train} structures exceed "
+                          f"the {n} in the data")
+    if train == 0:
+        raise ConfigError(f"data.split: no training structures left ({n} in the data, test {test}, "
+                          f"val {val})")
+    return test, val, train
+
+
+class _Source:
+    """One data file, read whole, by frame indices ((r)MD17), or lazily (LMDB)."""
+
+    def __init__(self, path: Path, cfg: DataConfig) -> None:
+        self.path = path
+        self.cfg = cfg
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such data file")
+        self.format = _format_of(path, cfg)
+        self.options = _reader_options(cfg, self.format)
+        self._all = None
+        self._lmdb = None
+
+    def __len__(self) -> int:
+        if self.format in ("md17", "rmd17"):
+            return _count_frames(self.path, self.format)
+        if self.format == "lmdb":
+            return len(self._lmdb_dataset())
+        return len(self._read_all())
+
+    def _lmdb_dataset(self):
+        from tfpot.data import LmdbDataset
+
+        if self._lmdb is None:
+            self._lmdb = LmdbDataset(self.path, cutoff=self.cfg.cutoff, dtype=torch.float64)
+        return self._lmdb
+
+    def _read_all(self):
+        from tfpot.data import read_structures
+
+        if self._all is None:
+            self._all = read_structures(self.path, format=self.format, **self.options)
+            if not self._all:
+                raise ConfigError(f"{self.path}: no structures in the file")
+        return self._all
+
+    def subset(self, indices: Optional[np.ndarray], name: str) -> StructureSet:
+        from tfpot.data import read_structures
+
+        if self.format == "lmdb":
+            ds = self._lmdb_dataset()
+            idx = np.arange(len(ds)) if indices is None else np.asarray(indices, np.int64)
+            return StructureSet(ds, idx, name, str(self.path))
+        if self.format in ("md17", "rmd17") and indices is not None:
+            atoms = read_structures(self.path, format=self.format, indices=np.asarray(indices),
+                                    **self.options)
+        else:
+            allatoms = self._read_all()
+            atoms = allatoms if indices is None else [allatoms[int(i)] for i in indices]
+        return atoms_set(atoms, self.cfg.cutoff, name, str(self.path))
+
+
+def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
+    """Train/val sets (and a test loader) as ``cfg`` describes; see the module doc."""
+    split_seed = seed if cfg.split_seed is None else cfg.split_seed
+    indices: Dict[str, np.ndarray] = {}
+    if cfg.path is not None:
+        src = _Source(resolve_path(cfg.path), cfg)
+        if cfg.rmd17_splits is not None:
+            from tfpot.data import rmd17_split
+
+            parts = rmd17_split(Path(cfg.rmd17_splits), fold=cfg.rmd17_fold, n_val=int(cfg.split.val),
+                                seed=split_seed)
+            train_idx, val_idx, test_idx = parts["train"], parts["val"], parts["test"]
+            if cfg.split.train is not None:
+                n_train = int(cfg.split.train) if isinstance(cfg.split.train, int) else \
+                    int(np.floor(cfg.split.train * len(train_idx)))
+                if n_train > len(train_idx):
+                    raise ConfigError(f"data.split.train: {n_train} exceeds the {len(train_idx)} "
+                                      f"training indices of rMD17 fold {cfg.rmd17_fold}")
+                pick = np.random.default_rng(split_seed).permutation(len(train_idx))[:n_train]
+                train_idx = np.sort(train_idx[pick])
+            how = (f"rMD17 fold {cfg.rmd17_fold} of {src.path.name}: {len(train_idx)} train, "
+                   f"{len(val_idx)} val, {len(test_idx)} test")
+        else:
+            from tfpot.data import random_split
+
+            n = len(src)
+            sizes = _sizes(n, cfg.split, with_test=True)
+            test_idx, val_idx, train_idx = random_split(n, list(sizes), seed=split_seed)
+            how = (f"{src.path.name} ({src.format}, {n} structures) split with seed {split_seed}: "
+                   f"{len(train_idx)} train, {len(val_idx)} val, {len(test_idx)} test")
+        indices = {"train": train_idx, "val": val_idx, "test": test_idx}
+        train = src.subset(train_idx, "train")
+        val = src.subset(val_idx, "val") if len(val_idx) else None
+        load_test = (lambda: src.subset(test_idx, "test")) if len(test_idx) else None
+        return DataSplits(train, val, load_test, indices, how)
+
+    # separate files
+    tsrc = _Source(resolve_path(cfg.train), cfg)
+    if cfg.val is not None:
+        train = tsrc.subset(None, "train")
+        val = _Source(resolve_path(cfg.val), cfg).subset(None, "val")
+        how = f"train {tsrc.path.name} ({len(train)}), val {Path(cfg.val).name} ({len(val)})"
+    else:
+        from tfpot.data import random_split
+
+        n = len(tsrc)
+        _, n_val, n_train = _sizes(n, cfg.split, with_test=False)
+        val_idx, train_idx = random_split(n, [n_val, n_train], seed=split_seed)
+        indices = {"train": train_idx, "val": val_idx}
+        train = tsrc.subset(train_idx, "train")
+        val = tsrc.subset(val_idx, "val") if n_val else None
+        how = (f"{tsrc.path.name} ({n} structures) split with seed {split_seed}: {len(train_idx)} "
+               f"train, {len(val_idx)} val")
+    load_test = None
+    if cfg.test is not None:
+        test_path = resolve_path(cfg.test)
+        if not test_path.exists():
+            raise FileNotFoundError(f"{test_path}: no such test file (data.test)")
+        load_test = lambda: _Source(test_path, cfg).subset(None, "test")  # noqa: E731
+        how += f", test {test_path.name}"
+    return DataSplits(train, val, load_test, indices, how)
