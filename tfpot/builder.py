@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Sequence, Union
 
@@ -19,6 +18,7 @@ import torch
 from ase.data import atomic_numbers as _symbol_to_z
 
 from tfpot import __version__
+from tfpot.atomic_io import atomic_torch_save
 from tfpot.model import EnergyModel
 
 MODEL_FORMAT = "tfpot-model"
@@ -111,18 +111,7 @@ def save_model(model: EnergyModel, path: Union[str, os.PathLike], extra: Dict[st
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": dict(extra or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_torch_save(payload, path)
 
 
 def load_model(path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu",

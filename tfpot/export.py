@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from tfpot import __version__
+from tfpot.atomic_io import atomic_path
 from tfpot.builder import load_model, resolve_dtype
 from tfpot.model import EnergyModel
 
@@ -85,17 +84,8 @@ def export_model(model: Union[EnergyModel, str, os.PathLike], path: Union[str, o
     param_dtype = model.embedding.weight.dtype
     meta = export_metadata(model, param_dtype)
     scripted = torch.jit.script(LocalEnergyModel(model))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.jit.save(scripted, tmp, _extra_files={METADATA_FILE: json.dumps(meta)})
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return meta
 
 

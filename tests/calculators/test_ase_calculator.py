@@ -19,16 +19,6 @@ from tfpot.calculators.md_cli import init_velocities
 from tfpot.testing import assert_stress_is_strain_derivative
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Single-threaded torch for these small systems: intra-op threads only add overhead here
-    (and thrash when the 2 cores are shared); restored afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def model():
     return make_model()

@@ -13,16 +13,6 @@ from helpers import ethanol, make_model
 from tfpot.cli import main
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Single-threaded torch for these small systems: intra-op threads only add overhead here
-    (and thrash when the 2 cores are shared); restored afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")

@@ -36,16 +36,6 @@ NVE_DRIFT_BOUND = 5e-4
 NVE_EXCURSION_BOUND = 5e-3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Single-threaded torch for these small systems: intra-op threads only add overhead here
-    (and thrash when the 2 cores are shared); restored afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _train_ethanol(path: Path) -> Path:
     from tfpot.training import fit
 

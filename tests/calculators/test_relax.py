@@ -19,16 +19,6 @@ from tfpot.data import demo_dataset_path, read_structures
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Single-threaded torch for these small systems: intra-op threads only add overhead here
-    (and thrash when the 2 cores are shared); restored afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _load_example(name: str):
     spec = importlib.util.spec_from_file_location(f"tfpot_example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
