@@ -1,0 +1,513 @@
+"""Accuracy at a fixed CPU budget: tfpot and MACE trained for the same wall-clock time.
+
+Run (tfpot's venv; MACE trains with its own CLI in its own venv)::
+
+    python benchmarks/bench_accuracy_vs_mace.py [--budget-min 10] [--out /tmp/acc_vs_mace]
+        [--data DIR] [--tfpot-preset small] [--mace-channels 32 --mace-max-L 1] [--threads 1]
+        [--md-steps 2000] [--sequential]
+
+Data: a GFN2-xTB aspirin set in rMD17 layout made by ``scripts/make_aspirin_xtb.py`` (1100 frames
+of 500 K Langevin MD; or ``--data DIR`` holding ``rmd17_aspirin_gfn2.npz`` + ``splits/``):
+950 train / 50 validation (a seeded permutation of the official-style training indices) and the
+held-out test indices. Without that script, a smaller ethanol set is made here with tblite.
+Both codes get the same three extxyz files (``REF_energy`` eV, ``REF_forces`` eV/Å).
+
+Training: each code's own training path and rMD17-style recipe, float64, ``--threads`` threads,
+for ``--budget-min`` minutes of its *training loop* (set-up, data loading and statistics are
+not counted for either):
+
+* tfpot: ``tfpot.training.fit(..., max_time=budget)`` (batch 4, lr 5e-3, energy/forces weights
+  1/100, EMA 0.99); the best-validation model (``best_model.pt``) is evaluated.
+* MACE: ``mace_run_train`` (batch 5, lr 0.01, amsgrad, weights 1/100, EMA 0.99, E0s "average").
+  MACE has no wall-clock option: it is stopped (SIGINT) ``budget`` seconds after it logs
+  "Started training"; its latest checkpoint (MACE writes one, with EMA weights, whenever the
+  validation loss improves) is turned into a model by re-running the CLI with
+  ``--restart_latest --max_num_epochs <that epoch>``, which skips training and saves the model.
+
+By default both train at the same time, each with ``--threads`` threads (1 by default on a
+2-core machine), so that load from other jobs hits both alike; the CPU seconds each received
+are reported. ``--sequential`` trains one after the other.
+
+Then: energy and force MAE on the test set, and NVE (velocity Verlet, 0.5 fs, ``--md-steps``)
+from the same start (first test frame, Maxwell-Boltzmann velocities at ``--md-temperature``,
+seeded, zero momentum and angular momentum). Drift = slope of a linear fit of the total energy
+against time, meV/atom/ps; also the largest |E_tot - E_tot(0)|.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+DEFAULT_MACE_PYTHON = "/work/mace-venv/bin/python"
+
+
+# ----------------------------------------------------------------------------- data
+
+def _generate_fallback(out: Path, frames: int, seed: int) -> Path:
+    """Ethanol (9 atoms) at 500 K with GFN2-xTB, as extxyz, if make_aspirin_xtb.py is absent."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from ase import units
+    from ase.build import molecule
+    from ase.io import write
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from tblite.ase import TBLite
+
+    atoms = molecule("CH3CH2OH")
+    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=500, rng=np.random.default_rng(seed))
+    dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=500, friction=0.01,
+                   rng=np.random.default_rng(seed + 1))
+    dyn.run(500)
+    out.mkdir(parents=True, exist_ok=True)
+    frames_out = []
+    for _ in range(frames):
+        dyn.run(10)
+        a = atoms.copy()
+        a.info["REF_energy"] = atoms.get_potential_energy()
+        a.arrays["REF_forces"] = atoms.get_forces()
+        frames_out.append(a)
+    path = out / "ethanol_gfn2.extxyz"
+    write(path, frames_out)
+    return path
+
+
+def _labelled(atoms, energy: float, forces) -> "object":
+    from ase import Atoms
+
+    a = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    a.info["REF_energy"] = float(energy)
+    a.arrays["REF_forces"] = np.asarray(forces, dtype=np.float64)
+    return a
+
+
+def prepare_data(args, out: Path) -> dict:
+    """Write train/valid/test extxyz files; returns their paths and the split sizes."""
+    from ase.io import read, write
+
+    data_dir = Path(args.data) if args.data else out / "data"
+    npz = data_dir / "rmd17_aspirin_gfn2.npz"
+    maker = REPO / "scripts" / "make_aspirin_xtb.py"
+    rng = np.random.default_rng(args.seed)
+    if not npz.exists() and maker.exists():
+        print(f"generating the GFN2-xTB aspirin set in {data_dir} (about 4 min) ...", flush=True)
+        subprocess.run([sys.executable, str(maker), "-o", str(data_dir), "--frames",
+                        str(args.train + args.val + args.test)], check=True)
+    if npz.exists():
+        from tfpot.data import read_structures
+        from tfpot.data.md17 import read_rmd17_split
+
+        frames = read_structures(npz)
+        fit_idx = read_rmd17_split(data_dir / "splits" / "index_train_01.csv")
+        test_idx = read_rmd17_split(data_dir / "splits" / "index_test_01.csv")
+        fit_idx = rng.permutation(fit_idx)
+        val_idx, train_idx = fit_idx[:args.val], fit_idx[args.val:args.val + args.train]
+        test_idx = test_idx[:args.test] if args.test else test_idx
+        lab = [_labelled(a, a.get_potential_energy(), a.get_forces()) for a in frames]
+        source = f"{npz} (GFN2-xTB aspirin, rMD17 layout)"
+    else:
+        path = _generate_fallback(out / "data", max(300, args.train // 3), args.seed)
+        lab = read(path, index=":")
+        perm = rng.permutation(len(lab))
+        n_test = max(len(lab) // 10, 10)
+        n_val = max(len(lab) // 20, 5)
+        test_idx = perm[:n_test]
+        val_idx, train_idx = perm[n_test:n_test + n_val], perm[n_test + n_val:]
+        source = f"{path} (fallback: GFN2-xTB ethanol made here; make_aspirin_xtb.py is absent)"
+    files = {}
+    for name, idx in (("train", train_idx), ("valid", val_idx), ("test", test_idx)):
+        files[name] = str(out / f"{name}.extxyz")
+        write(files[name], [lab[int(i)] for i in idx], format="extxyz")
+    return {"files": files, "source": source, "n_train": len(train_idx), "n_val": len(val_idx),
+            "n_test": len(test_idx), "n_atoms": len(lab[0])}
+
+
+def read_labelled(path: str) -> list:
+    """extxyz with REF_energy / REF_forces -> Atoms with a SinglePointCalculator (eV, eV/Å)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import read
+
+    out = []
+    for a in read(path, index=":"):
+        e, f = a.info.pop("REF_energy"), a.arrays.pop("REF_forces")
+        a.calc = SinglePointCalculator(a, energy=e, forces=f)
+        out.append(a)
+    return out
+
+
+def md_start(test_file: str, temperature: float, seed: int, path: Path) -> str:
+    """First test frame with seeded Maxwell-Boltzmann momenta, written as extxyz."""
+    from ase.io import read, write
+    from ase.md.velocitydistribution import (MaxwellBoltzmannDistribution, Stationary,
+                                             ZeroRotation)
+
+    atoms = read(test_file, index=0)
+    atoms.info.pop("REF_energy", None)
+    atoms.arrays.pop("REF_forces", None)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
+    Stationary(atoms)
+    ZeroRotation(atoms)
+    write(path, atoms, format="extxyz")
+    return str(path)
+
+
+def drift(md: dict) -> dict:
+    """Linear-fit drift of the total energy (meV/atom/ps) and max deviation (meV/atom)."""
+    t = np.asarray(md["t_fs"]) / 1000.0  # ps
+    e = np.asarray(md["etot"])
+    n = md["atoms"]
+    if len(t) < 2 or not np.all(np.isfinite(e)):
+        return {"drift_mev_atom_ps": float("nan"), "max_dev_mev_atom": float("nan")}
+    slope = np.polyfit(t, e, 1)[0]
+    return {"drift_mev_atom_ps": 1e3 * slope / n,
+            "max_dev_mev_atom": 1e3 * float(np.max(np.abs(e - e[0]))) / n,
+            "t_max_K": float(np.max(md["temperature"])), "ps": float(t[-1])}
+
+
+# ----------------------------------------------------------------------------- tfpot side
+
+def tfpot_job(args) -> dict:
+    """Train tfpot for the budget, then test errors and NVE (runs in its own process)."""
+    import torch
+
+    import tfpot
+    from tfpot.training import fit
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out) / "tfpot"
+    train = read_labelled(str(Path(args.out) / "train.extxyz"))
+    val = read_labelled(str(Path(args.out) / "valid.extxyz"))
+    species = sorted(set(z for a in train for z in a.get_chemical_symbols()))
+    model = tfpot.build_model(species, cutoff=5.0, preset=args.tfpot_preset, dtype="float64",
+                              seed=args.seed)
+    first = {}
+
+    def on_step(trainer) -> None:  # CPU and wall clock of the training loop from its 1st step
+        first.setdefault("cpu", time.process_time())
+        first.setdefault("wall", time.perf_counter())
+
+    model = fit(model, train, val, epochs=10 ** 6, batch_size=4, lr=5e-3, energy_weight=1.0,
+                forces_weight=100.0, seed=args.seed, max_time=args.budget_min * 60.0, out_dir=out,
+                ema_decay=0.99, callbacks=[on_step])
+    wall = time.perf_counter() - first.get("wall", time.perf_counter())
+    cpu = time.process_time() - first.get("cpu", time.process_time())
+    best = out / "best_model.pt"
+    if best.exists():
+        model = tfpot.load_model(best, dtype="float64")
+    epochs = steps = None
+    summary = out / "summary.json"
+    if summary.exists():
+        try:
+            s = json.loads(summary.read_text())
+            epochs, steps = s.get("epochs"), s.get("steps")
+            wall = s.get("time", wall)  # the trainer's own clock of its loop (max_time counts it)
+        except (ValueError, AttributeError):
+            pass
+    res = {"impl": "tfpot", "preset": args.tfpot_preset,
+           "params": int(sum(p.numel() for p in model.parameters())),
+           "train_wall_s": wall, "train_cpu_s": cpu, "epochs": epochs, "steps": steps,
+           "model_file": str(best if best.exists() else "")}
+    res.update(tfpot_eval(model, str(Path(args.out) / "test.extxyz")))
+    res["md"] = tfpot_md(model, args.md_start, args.md_steps, args.md_dt_fs)
+    return res
+
+
+def _tfpot_calculator(model):
+    try:
+        from tfpot.calculators import TFPotCalculator
+
+        return TFPotCalculator(model, device="cpu", dtype="float64")
+    except ImportError:  # the calculator not there yet: a minimal one around tfpot.predict
+        from ase.calculators.calculator import Calculator, all_changes
+
+        import tfpot
+
+        class _Calc(Calculator):
+            implemented_properties = ["energy", "forces"]
+
+            def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+                super().calculate(atoms, properties, system_changes)
+                r = tfpot.predict(model, self.atoms, stress=False)
+                self.results = {"energy": r["energy"], "forces": r["forces"]}
+
+        return _Calc()
+
+
+def tfpot_eval(model, test_file: str) -> dict:
+    calc = _tfpot_calculator(model)
+    de, df = [], []
+    for a in read_labelled(test_file):
+        e_ref, f_ref = a.get_potential_energy(), a.get_forces()
+        b = a.copy()
+        b.calc = calc
+        de.append(b.get_potential_energy() - e_ref)
+        df.append((b.get_forces() - f_ref).ravel())
+    df = np.concatenate(df)
+    return {"energy_mae": float(np.mean(np.abs(de))), "forces_mae": float(np.mean(np.abs(df))),
+            "forces_rmse": float(np.sqrt(np.mean(df ** 2))), "n_test": len(de)}
+
+
+def tfpot_md(model, start: str, steps: int, dt_fs: float, every: int = 10) -> dict:
+    from ase import units
+    from ase.io import read
+    from ase.md.verlet import VelocityVerlet
+
+    atoms = read(start, index=0)
+    atoms.calc = _tfpot_calculator(model)
+    dyn = VelocityVerlet(atoms, timestep=dt_fs * units.fs)
+    t_fs, etot, temp = [], [], []
+
+    def sample() -> None:
+        t_fs.append(dyn.nsteps * dt_fs)
+        etot.append(float(atoms.get_potential_energy() + atoms.get_kinetic_energy()))
+        temp.append(float(atoms.get_temperature()))
+
+    dyn.attach(sample, interval=every)
+    t0 = time.perf_counter()
+    dyn.run(steps)
+    return {"impl": "tfpot", "atoms": len(atoms), "t_fs": t_fs, "etot": etot, "temperature": temp,
+            "seconds": time.perf_counter() - t0}
+
+
+# ----------------------------------------------------------------------------- MACE side
+
+def mace_args(args, files: dict, work: Path) -> list:
+    return [
+        "--name", "mace", "--seed", str(args.seed), "--device", "cpu", "--default_dtype", "float64",
+        "--work_dir", str(work), "--log_dir", str(work / "logs"), "--model_dir", str(work),
+        "--checkpoints_dir", str(work / "checkpoints"), "--results_dir", str(work / "results"),
+        "--train_file", files["train"], "--valid_file", files["valid"],
+        "--energy_key", "REF_energy", "--forces_key", "REF_forces", "--E0s", "average",
+        "--model", "MACE", "--num_interactions", "2", "--num_channels", str(args.mace_channels),
+        "--max_L", str(args.mace_max_L), "--max_ell", "3", "--correlation", "3",
+        "--r_max", "5.0", "--num_radial_basis", "8", "--num_cutoff_basis", "5",
+        "--batch_size", "5", "--valid_batch_size", "10", "--lr", "0.01", "--amsgrad",
+        "--energy_weight", "1.0", "--forces_weight", "100.0", "--ema", "--ema_decay", "0.99",
+        "--patience", "1000000", "--eval_interval", "1", "--keep_checkpoints",
+    ]
+
+
+def _latest_checkpoint(work: Path):
+    best = None
+    for f in (work / "checkpoints").glob("mace_run-*_epoch-*.pt"):
+        m = re.search(r"_epoch-(\d+)\.pt$", f.name)
+        if m and (best is None or int(m.group(1)) > best[0]):
+            best = (int(m.group(1)), f)
+    return best
+
+
+def _cpu_seconds(pid: int, default: float) -> float:
+    """utime + stime of a running process (Linux /proc), or ``default``."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return default
+
+
+class MaceTraining:
+    """mace_run_train under a wall-clock budget counted from its "Started training" log line."""
+
+    def __init__(self, args, files: dict, env: dict):
+        self.args, self.files, self.env = args, files, env
+        self.work = Path(args.out) / "mace"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.log = self.work / "train_stdout.log"
+        self.cli = str(Path(args.mace_python).parent / "mace_run_train")
+        self.proc = None
+        self.t_train = None
+        self.cpu_s = 0.0  # CPU seconds of the MACE process, sampled while it runs
+        self.cpu_at_start = 0.0
+
+    def start(self) -> None:
+        self.fh = open(self.log, "w")
+        self.proc = subprocess.Popen([self.cli] + mace_args(self.args, self.files, self.work)
+                                     + ["--max_num_epochs", "1000000"],
+                                     stdout=self.fh, stderr=subprocess.STDOUT, env=self.env)
+        self.t_launch = time.perf_counter()
+
+    def poll(self) -> bool:
+        """Advance; True while running."""
+        if self.proc is None:
+            return False
+        if self.proc.poll() is not None:
+            self._reap()
+            return False
+        self.cpu_s = _cpu_seconds(self.proc.pid, self.cpu_s)
+        if self.t_train is None and "Started training" in self.log.read_text(errors="ignore"):
+            self.cpu_at_start = self.cpu_s
+            self.t_train = time.perf_counter()
+        budget = self.args.budget_min * 60
+        if self.t_train is not None and time.perf_counter() - self.t_train >= budget:
+            self.cpu_s = _cpu_seconds(self.proc.pid, self.cpu_s)
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self._reap()
+            return False
+        if time.perf_counter() - self.t_launch > self.args.budget_min * 60 + 1800:
+            self.proc.kill()  # never logged the start of training
+            self.proc.wait()
+            self._reap()
+            return False
+        return True
+
+    def _reap(self) -> None:
+        self.t_end = time.perf_counter()
+        self.fh.close()
+        self.proc = None
+
+    def export(self) -> dict:
+        """Model file from the latest checkpoint (re-run with --restart_latest, no epochs)."""
+        latest = _latest_checkpoint(self.work)
+        text = self.log.read_text(errors="ignore")
+        epochs_logged = len(re.findall(r"Epoch\s+\d+:", text))
+        if latest is None:
+            return {"error": "MACE wrote no checkpoint within the budget (no epoch finished)",
+                    "epochs_logged": epochs_logged}
+        epoch, _ = latest
+        model = self.work / "mace.model"
+        with open(self.work / "export_stdout.log", "w") as fh:
+            subprocess.run([self.cli] + mace_args(self.args, self.files, self.work)
+                           + ["--max_num_epochs", str(epoch), "--restart_latest"],
+                           stdout=fh, stderr=subprocess.STDOUT, env=self.env, check=False)
+        if not model.exists():
+            return {"error": f"export failed, see {self.work / 'export_stdout.log'}"}
+        return {"model_file": str(model), "checkpoint_epoch": epoch, "epochs_logged": epochs_logged}
+
+
+def mace_worker(args, env: dict, cmd: str, *extra: str) -> dict:
+    res = subprocess.run([args.mace_python, str(HERE / "mace_worker.py"), cmd, *extra,
+                          "--threads", str(args.threads)], capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        return {"error": (res.stderr.strip().splitlines() or ["?"])[-1]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- driver
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget-min", type=float, default=10.0, help="training minutes, each code")
+    p.add_argument("--out", default="/tmp/acc_vs_mace", help="work directory (outside the repo)")
+    p.add_argument("--data", help="directory with rmd17_aspirin_gfn2.npz and splits/")
+    p.add_argument("--train", type=int, default=950)
+    p.add_argument("--val", type=int, default=50)
+    p.add_argument("--test", type=int, default=0, help="test frames (0: all held-out ones)")
+    p.add_argument("--tfpot-preset", default="small")
+    p.add_argument("--mace-channels", type=int, default=32)
+    p.add_argument("--mace-max-L", type=int, default=1)
+    p.add_argument("--mace-python", default=DEFAULT_MACE_PYTHON)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of each trainer")
+    p.add_argument("--sequential", action="store_true", help="train one code after the other")
+    p.add_argument("--md-steps", type=int, default=2000)
+    p.add_argument("--md-dt-fs", type=float, default=0.5)
+    p.add_argument("--md-temperature", type=float, default=500.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tfpot-job", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--md-start", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.tfpot_job:
+        print(json.dumps(tfpot_job(args)))
+        return
+    if not Path(args.mace_python).exists():
+        raise SystemExit(f"MACE interpreter {args.mace_python} not found: create the MACE venv "
+                         f"(benchmarks/README.md) or pass --mace-python")
+    out = Path(args.out)
+    for sub in ("tfpot", "mace"):
+        if (out / sub).exists() and any((out / sub).iterdir()):
+            raise SystemExit(f"{out / sub} holds an earlier run; choose another --out or remove it")
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
+               PYTHONWARNINGS="ignore")
+    data = prepare_data(args, out)
+    args.md_start = md_start(data["files"]["test"], args.md_temperature, args.seed,
+                             out / "md_start.extxyz")
+    load0 = os.getloadavg()
+    print(f"data: {data['source']}: {data['n_train']} train / {data['n_val']} val / "
+          f"{data['n_test']} test, {data['n_atoms']} atoms; budget {args.budget_min:g} min "
+          f"each, {args.threads} thread(s) each, "
+          f"{'sequential' if args.sequential else 'concurrent'}; load {load0[0]:.1f}", flush=True)
+
+    tf_cmd = [sys.executable, __file__, "--tfpot-job", "--out", str(out), "--budget-min",
+              str(args.budget_min), "--tfpot-preset", args.tfpot_preset, "--threads",
+              str(args.threads), "--md-start", args.md_start, "--md-steps", str(args.md_steps),
+              "--md-dt-fs", str(args.md_dt_fs), "--seed", str(args.seed)]
+    mace = MaceTraining(args, data["files"], env)
+    tf_log = open(out / "tfpot_stdout.log", "w")
+    if args.sequential:
+        tf = subprocess.run(tf_cmd, stdout=subprocess.PIPE, stderr=tf_log, text=True, env=env)
+        tf_out = tf.stdout
+        mace.start()
+        while mace.poll():
+            time.sleep(2)
+    else:
+        tf_proc = subprocess.Popen(tf_cmd, stdout=subprocess.PIPE, stderr=tf_log, text=True,
+                                   env=env)
+        mace.start()
+        while mace.poll():
+            time.sleep(2)
+        tf_out, _ = tf_proc.communicate()
+    tf_log.close()
+    try:
+        tf_res = json.loads(tf_out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        tf_res = {"error": f"tfpot job failed, see {out / 'tfpot_stdout.log'}"}
+    mace_res = mace.export()
+    mace_res["train_wall_s"] = (mace.t_end - mace.t_train) if mace.t_train else None
+    mace_res["train_cpu_s"] = mace.cpu_s - mace.cpu_at_start
+    if "model_file" in mace_res:
+        mace_res.update(mace_worker(args, env, "eval", "--model", mace_res["model_file"],
+                                    "--xyz", data["files"]["test"]))
+        mace_res["md"] = mace_worker(args, env, "md", "--model", mace_res["model_file"], "--xyz",
+                                     args.md_start, "--steps", str(args.md_steps), "--dt-fs",
+                                     str(args.md_dt_fs))
+    report = {"data": data, "args": vars(args), "load_start": load0, "load_end": os.getloadavg(),
+              "tfpot": tf_res, "mace": mace_res}
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+
+    print(f"\nAccuracy at a fixed budget: {args.budget_min:g} min of training each "
+          f"({args.threads} thread(s)), {data['n_train']} train / {data['n_val']} val / "
+          f"{data['n_test']} test frames; test MAE, NVE {args.md_steps} x {args.md_dt_fs} fs "
+          f"from {args.md_temperature:g} K\n")
+    print("| model | params | epochs | train wall s / CPU s | energy MAE meV | forces MAE meV/Å | "
+          "NVE drift meV/atom/ps | max abs(dE) meV/atom | MD s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in (("tfpot " + args.tfpot_preset, tf_res),
+                    (f"MACE {args.mace_channels}x L{args.mace_max_L}", mace_res)):
+        if "energy_mae" not in r:
+            print(f"| {name} | failed: {r.get('error')} |")
+            continue
+        md = r.get("md", {})
+        d = drift(md) if "etot" in md else {"drift_mev_atom_ps": float("nan"),
+                                             "max_dev_mev_atom": float("nan")}
+        r["drift"] = d
+        epochs = (r.get("epochs") if name.startswith("tfpot")
+                  else f"{r.get('epochs_logged')} (best {r.get('checkpoint_epoch')})")
+        wall, cpu = r.get("train_wall_s") or float("nan"), r.get("train_cpu_s") or float("nan")
+        print(f"| {name} | {r.get('params', '-')} | {epochs} | {wall:.0f} / {cpu:.0f} | "
+              f"{1e3 * r['energy_mae']:.1f} | "
+              f"{1e3 * r['forces_mae']:.1f} | {d['drift_mev_atom_ps']:.3f} | "
+              f"{d['max_dev_mev_atom']:.2f} | {md.get('seconds', float('nan')):.0f} |")
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    print(f"\nraw results: {out / 'report.json'}")
+
+
+if __name__ == "__main__":
+    main()
