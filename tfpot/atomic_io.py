@@ -21,46 +21,11 @@ def _default_mode() -> int:
     return 0o666 & ~mask
 
 
-def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, _default_mode())
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(text: str, path: Union[str, os.PathLike]) -> None:
-    """Write a text file atomically (temporary file + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, _default_mode())
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 @contextlib.contextmanager
 def atomic_path(path: Union[str, os.PathLike]) -> Iterator[str]:
     """Yield a temporary path beside ``path`` for a writer that wants a file name (e.g.
-    ``torch.jit.save``); on success it replaces ``path``, on failure it is removed."""
+    ``torch.jit.save``); on success it is fsynced and replaces ``path``, on failure it is
+    removed. The one mechanism behind every atomic write of the project."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -68,8 +33,23 @@ def atomic_path(path: Union[str, os.PathLike]) -> Iterator[str]:
     os.chmod(tmp, _default_mode())
     try:
         yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_torch_save(obj: Any, path: Union[str, os.PathLike]) -> None:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def atomic_write_text(text: str, path: Union[str, os.PathLike]) -> None:
+    """Write a text file atomically (temporary file + ``os.replace``)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
