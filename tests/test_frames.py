@@ -7,28 +7,20 @@ from ase.build import molecule
 
 from tfpot.frames import smoothstep_c2
 from tfpot.graph import atoms_to_graph
+from tfpot.diagnostics import local_frames
 from tfpot.testing import random_orthogonal, transform_atoms
 
 from helpers import ethanol, make_model
-
-
-def frames_of(model, atoms):
-    g = atoms_to_graph(atoms, model.cutoff)
-    ei = g["edge_index"]
-    vec = g["pos"][ei[1]] - g["pos"][ei[0]] + g["shifts"]
-    r = vec.norm(dim=-1)
-    sp = model.species_index(g["atomic_numbers"])
-    return model.frames(sp, model.rbf(r), model.envelope(r), vec / r[:, None], ei[0], ei[1])
 
 
 def test_frames_rotate_with_the_structure_float64():
     # L(QX) = L(X) Q^T for proper rotations, where the gate is open (float64, abs 1e-12)
     model = make_model()
     atoms = ethanol()
-    L, g = frames_of(model, atoms)
+    L, g = local_frames(model, atoms)
     assert (g > 0).sum() >= 6, f"frames should be defined on a generic molecule, gates {g}"
     Q = random_orthogonal(np.random.default_rng(0))
-    L2, g2 = frames_of(model, transform_atoms(atoms, Q, np.array([1.0, -2.0, 0.5])))
+    L2, g2 = local_frames(model, transform_atoms(atoms, Q, np.array([1.0, -2.0, 0.5])))
     Qt = torch.tensor(Q)
     open_ = g > 0
     assert torch.allclose(g, g2, atol=1e-12)
@@ -40,7 +32,7 @@ def test_frames_rotate_with_the_structure_float64():
 @pytest.mark.parametrize("name", ["CH4", "CO2", "N2"])
 def test_gate_closed_at_symmetric_centres(name):
     model = make_model()
-    L, g = frames_of(model, molecule(name))
+    L, g = local_frames(model, molecule(name))
     assert g[0].item() == 0.0  # central atom (C of CH4/CO2, any N of N2): no frame, gate exactly 0
 
 

@@ -12,6 +12,7 @@ from ase.build import bulk, molecule
 
 import tfpot
 from tfpot import _keys as K
+from tfpot.diagnostics import local_frames
 from tfpot.graph import atoms_to_graph
 from tfpot.testing import (FORCE_FLOOR, assert_deterministic_at_symmetry, assert_forces_are_gradients,
                            assert_o3_invariant, assert_smooth_scan,
@@ -58,12 +59,7 @@ def test_frame_path_is_used_on_molecules():
     # gates are open, and switching the frame path off changes the energy.
     model = make_model()
     atoms = ethanol()
-    g = atoms_to_graph(atoms, model.cutoff)
-    sp = model.species_index(g[K.ATOMIC_NUMBERS])
-    ei = g[K.EDGE_INDEX]
-    vec = g[K.POSITIONS][ei[1]] - g[K.POSITIONS][ei[0]]
-    r = vec.norm(dim=-1)
-    _, gate = model.frames(sp, model.rbf(r), model.envelope(r), vec / r[:, None], ei[0], ei[1])
+    _, gate = local_frames(model, atoms)
     assert (gate > 0.5).float().mean() > 0.6, gate
     e_full = tfpot.predict(model, atoms)["energy"]
     closed = make_model(gate_range=(10.0, 20.0))  # same weights, gates always closed

@@ -3,7 +3,7 @@ the energy the frame path carries."""
 
 from __future__ import annotations
 
-from typing import Dict, Iterable
+from typing import Dict, Iterable, Tuple
 
 import numpy as np
 import torch
@@ -15,15 +15,20 @@ from tfpot.model import EnergyModel
 
 
 @torch.no_grad()
-def frame_gates(model: EnergyModel, atoms: Atoms) -> np.ndarray:
-    """Gate g_i in [0, 1] of every atom (1: frame fully used, 0: frame-free)."""
+def local_frames(model: EnergyModel, atoms: Atoms) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Frames (N, 3, 3), rows = local axes, and gates (N,) in [0, 1] the model builds for
+    ``atoms`` (gate 1: frame fully used, 0: frame-free)."""
     g = atoms_to_graph(atoms, model.cutoff)
     ei = g[K.EDGE_INDEX]
     vec = (g[K.POSITIONS][ei[1]] - g[K.POSITIONS][ei[0]] + g[K.SHIFTS]).to(model.embedding.weight.dtype)
     r = vec.norm(dim=-1)
     species = model.species_index(g[K.ATOMIC_NUMBERS])
-    _, gate = model.frames(species, model.rbf(r), model.envelope(r), vec / r[:, None], ei[0], ei[1])
-    return gate.double().numpy()
+    return model.frames(species, model.rbf(r), model.envelope(r), vec / r[:, None], ei[0], ei[1])
+
+
+def frame_gates(model: EnergyModel, atoms: Atoms) -> np.ndarray:
+    """Gate g_i in [0, 1] of every atom (1: frame fully used, 0: frame-free), float64."""
+    return local_frames(model, atoms)[1].double().numpy()
 
 
 def gate_statistics(model: EnergyModel, structures: Iterable[Atoms]) -> Dict[str, float]:
