@@ -191,12 +191,17 @@ def test_extensivity_float64():
 
 
 def test_batch_equals_single_structures_float64():
-    from tfpot.graph import collate_graphs
+    # the training path (PyG Batch -> model inputs) gives each structure's own energy
+    # (float64, abs 1e-12 eV)
+    from torch_geometric.data import Batch
+
+    from tfpot.data.graphs import atoms_to_data
+    from tfpot.training.losses import model_inputs
 
     model = make_model()
     structs = [ethanol(), triclinic_cu(), molecule("CH4")]
-    graphs = [atoms_to_graph(s, model.cutoff) for s in structs]
-    out = model(collate_graphs(graphs), True, False)
+    batch = Batch.from_data_list([atoms_to_data(s, model.cutoff) for s in structs])
+    out = model(model_inputs(batch), True, False)
     for k, s in enumerate(structs):
         assert abs(out[K.ENERGY][k].item() - tfpot.predict(model, s)["energy"]) < 1e-12
 

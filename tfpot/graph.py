@@ -107,24 +107,3 @@ def atoms_to_graph(atoms: Atoms, cutoff: float, dtype: torch.dtype = torch.float
         K.BATCH: torch.zeros(len(atoms), dtype=torch.long, device=device),
     }
 
-
-def collate_graphs(graphs: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
-    """Concatenate single-structure graphs into one batch (edge indices offset per graph)."""
-    if len(graphs) == 0:
-        raise ValueError("collate_graphs needs at least one graph")
-    out: Dict[str, list] = {k: [] for k in (K.POSITIONS, K.ATOMIC_NUMBERS, K.EDGE_INDEX,
-                                          K.SHIFTS, K.CELL, K.PBC, K.BATCH)}
-    offset = 0
-    for g_idx, g in enumerate(graphs):
-        n = g[K.POSITIONS].shape[0]
-        out[K.POSITIONS].append(g[K.POSITIONS])
-        out[K.ATOMIC_NUMBERS].append(g[K.ATOMIC_NUMBERS])
-        out[K.EDGE_INDEX].append(g[K.EDGE_INDEX] + offset)
-        out[K.SHIFTS].append(g[K.SHIFTS])
-        out[K.CELL].append(g[K.CELL])
-        out[K.PBC].append(g[K.PBC])
-        out[K.BATCH].append(torch.full((n,), g_idx, dtype=torch.long,
-                                       device=g[K.POSITIONS].device))
-        offset += n
-    batch = {k: torch.cat(v, dim=1 if k == K.EDGE_INDEX else 0) for k, v in out.items()}
-    return batch
