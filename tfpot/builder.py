@@ -19,6 +19,7 @@ from ase.data import atomic_numbers as _symbol_to_z
 
 from tfpot import __version__
 from tfpot.atomic_io import atomic_torch_save
+from tfpot.inference import model_dtype
 from tfpot.model import EnergyModel
 
 MODEL_FORMAT = "tfpot-model"
@@ -90,10 +91,6 @@ def build_model(species: Sequence[Union[int, str]], cutoff: float = 5.0, seed: i
         torch.manual_seed(int(seed))
         model = EnergyModel(as_atomic_numbers(species), cutoff=cutoff, **settings)
     return model.to(resolve_dtype(dtype))
-
-
-def model_dtype(model: EnergyModel) -> torch.dtype:
-    return model.embedding.weight.dtype
 
 
 def save_model(model: EnergyModel, path: Union[str, os.PathLike], extra: Dict[str, Any] | None = None) -> None:
