@@ -1,4 +1,4 @@
-"""Shared fixtures: one dtype fixture and the message-function variants."""
+"""Shared fixtures: one dtype fixture and the model variants."""
 
 import pytest
 import torch
@@ -11,9 +11,18 @@ def dtype(request):
     return request.param
 
 
-@pytest.fixture(params=["mlp", "attention"])
-def message(request):
-    return request.param
+VARIANTS = {
+    "mlp": dict(message="mlp", parity="equivariant"),
+    "attention": dict(message="attention", parity="equivariant"),
+    "mlp-average": dict(message="mlp", parity="average"),
+}
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def variant(request):
+    """Model variants every contract test runs on: both message functions with the one-pass
+    Z2-equivariant networks (the default), and the mirror-averaged MLP model."""
+    return VARIANTS[request.param]
 
 
 @pytest.fixture

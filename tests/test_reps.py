@@ -34,3 +34,9 @@ def test_change_of_frame_matches_rotation_float64():
             assert torch.allclose(Vt[e, c], U[e] @ V[e, c], atol=1e-14)
         for c in range(2):
             assert torch.allclose(Tt[e, c], U[e] @ T[e, c] @ U[e].T, atol=1e-14)
+    # a different left factor (a gated g U): A T U^T
+    A = 0.3 * U + torch.randn(5, 3, 3, dtype=torch.float64)
+    Tl = change_frame_rank2(U, T, U_left=A)
+    for e in range(5):
+        for c in range(2):
+            assert torch.allclose(Tl[e, c], A[e] @ T[e, c] @ U[e].T, atol=1e-14)

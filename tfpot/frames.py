@@ -64,7 +64,7 @@ class LocalFrames(nn.Module):
     """
 
     def __init__(self, num_species: int, num_basis: int, embed_dim: int = 16, hidden: int = 32,
-                 gate_range: Tuple[float, float] = (0.02, 0.1), eps: float = 1e-2):
+                 gate_range: Tuple[float, float] = (0.05, 0.3), eps: float = 1e-2):
         super().__init__()
         a_lo, a_hi = float(gate_range[0]), float(gate_range[1])
         if not (0.0 < a_lo < a_hi):

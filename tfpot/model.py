@@ -7,10 +7,13 @@
     E_i = scale * MLP_out(s_i) + shift + E0[z_i]          (float64)
     E = sum_i E_i;  F = -dE/dx;  stress = (1/V) dE/d(strain)
 
-Exact reflection invariance: frames are proper rotations; with ``parity="average"`` each atom's
-energy is the mean over the structure and its mirror image -X. The mirror pass reuses the frames:
-for -X, ``L -> diag(-1,-1,1) L``, so local directions flip their third component and
-``U -> P U P`` with ``P = diag(1,1,-1)``; both passes run as one batch.
+Exact reflection invariance: frames are proper rotations, so for the mirror image -X,
+``L -> diag(-1,-1,1) L``: local directions flip their third component and ``U -> P U P`` with
+``P = diag(1,1,-1)``. With ``parity="equivariant"`` (the default) every network maps even numbers
+under this flip to even and odd to odd (:mod:`tfpot.nn.parity`), so the scalar energy is exactly
+invariant from one pass. With ``parity="average"`` each atom's energy is the mean over X and -X
+(unconstrained networks; the mirror pass reuses the frames and runs in the same batch, at twice
+the cost).
 
 Units: positions Å, energies eV, forces eV/Å, stress eV/Å^3, virial eV.
 """
@@ -24,14 +27,14 @@ from torch import Tensor, nn
 
 from tfpot import _keys as K
 from tfpot.frames import LocalFrames
-from tfpot.nn.messages import MESSAGES
+from tfpot.nn.messages import MESSAGES, PARITY_MESSAGES
 from tfpot.nn.mlp import MLP
 from tfpot.nn.power_spectrum import AngularPowerSpectrum
 from tfpot.nn.radial import BesselBasis, PolynomialEnvelope
-from tfpot.nn.tensor_frame_conv import TensorFrameConv
+from tfpot.nn.tensor_frame_conv import ParityTensorFrameConv, TensorFrameConv
 from tfpot.reps import TensorReps
 
-PARITY_MODES = ("average", "none")
+PARITY_MODES = ("equivariant", "average", "none")
 
 
 class EnergyModel(nn.Module):
@@ -47,7 +50,10 @@ class EnergyModel(nn.Module):
         message: ``"mlp"`` or ``"attention"``.
         lmax: power-spectrum angular order; ps_channels: its radial channels.
         gate_range: frame gate thresholds, see :class:`~tfpot.frames.LocalFrames`.
-        parity: ``"average"`` (exact O(3) invariance) or ``"none"`` (SO(3) only).
+        parity: ``"equivariant"`` (exact O(3) invariance from Z2-equivariant networks, one
+            pass; the default), ``"average"`` (exact O(3) invariance by averaging each atom's
+            energy over the structure and its mirror image: two passes) or ``"none"`` (SO(3)
+            only).
         avg_num_neighbors: fixed message normalisation.
 
     Inputs: a dict with the keys of :mod:`tfpot._keys` (pos, atomic_numbers, edge_index, shifts,
@@ -61,8 +67,8 @@ class EnergyModel(nn.Module):
 
     def __init__(self, species: List[int], cutoff: float = 5.0, reps: str = "64x0+16x1+4x2",
                  num_layers: int = 2, num_basis: int = 8, hidden: int = 64, message: str = "mlp",
-                 lmax: int = 4, ps_channels: int = 8, gate_range: Tuple[float, float] = (0.02, 0.1),
-                 parity: str = "average", avg_num_neighbors: float = 10.0, envelope_p: int = 6):
+                 lmax: int = 4, ps_channels: int = 8, gate_range: Tuple[float, float] = (0.05, 0.3),
+                 parity: str = "equivariant", avg_num_neighbors: float = 10.0, envelope_p: int = 6):
         super().__init__()
         species = [int(z) for z in species]
         if len(species) == 0:
@@ -89,6 +95,7 @@ class EnergyModel(nn.Module):
         self.cutoff = float(cutoff)
         self.num_layers = int(num_layers)
         self.parity_average = parity == "average"
+        self.parity_equivariant = parity == "equivariant"
         self.mul0, self.mul1, self.mul2 = reps_.muls
         z_to_index = torch.full((119,), -1, dtype=torch.long)
         z_to_index[torch.tensor(species)] = torch.arange(len(species))
@@ -102,13 +109,19 @@ class EnergyModel(nn.Module):
         self.ps_mlp = MLP(self.power_spectrum.out_dim, [hidden], self.mul0)
         self.frames = LocalFrames(len(species), num_basis, gate_range=gate_range)
         layers = []
+        hidden_odd = max(hidden // 2, 4)
         for t in range(num_layers):
-            edge_dim = num_basis + 3 + ((3 * self.mul1 + 9 * self.mul2) if t > 0 else 0)
+            receives = t > 0
+            if self.parity_equivariant:
+                layers.append(self._parity_layer(reps_, num_basis, message, hidden, hidden_odd,
+                                                 avg_num_neighbors, receives))
+                continue
+            edge_dim = num_basis + 3 + ((3 * self.mul1 + 9 * self.mul2) if receives else 0)
             if message == "mlp":
                 msg = MESSAGES[message](self.mul0, edge_dim, reps_.dim, hidden, avg_num_neighbors)
             else:
                 msg = MESSAGES[message](self.mul0, edge_dim, reps_.dim, hidden)
-            layers.append(TensorFrameConv(reps_, num_basis, msg, receives_tensors=t > 0,
+            layers.append(TensorFrameConv(reps_, num_basis, msg, receives_tensors=receives,
                                           hidden=hidden))
         self.layers = nn.ModuleList(layers)
         self.readout = MLP(self.mul0, [hidden], 1)
@@ -120,6 +133,22 @@ class EnergyModel(nn.Module):
         p = torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)
         self.register_buffer("mirror_vec", p)
         self.register_buffer("mirror_mat", p.view(3, 1) * p.view(1, 3))
+
+    @staticmethod
+    def _parity_layer(reps: TensorReps, num_basis: int, message: str, hidden: int,
+                      hidden_odd: int, avg_num_neighbors: float, receives: bool) -> nn.Module:
+        mul0, mul1, mul2 = reps.muls
+        edge_even = num_basis + 2 + ((2 * mul1 + 5 * mul2) if receives else 0)
+        edge_odd = 1 + ((mul1 + 4 * mul2) if receives else 0)
+        out_even, out_odd = mul0 + 2 * mul1 + 5 * mul2, mul1 + 4 * mul2
+        if message == "mlp":
+            msg = PARITY_MESSAGES[message](mul0, edge_even, edge_odd, out_even, out_odd, hidden,
+                                           hidden_odd, avg_num_neighbors)
+        else:
+            msg = PARITY_MESSAGES[message](mul0, edge_even, edge_odd, out_even, out_odd, hidden,
+                                           hidden_odd)
+        return ParityTensorFrameConv(reps, num_basis, msg, receives_tensors=receives,
+                                     hidden=hidden, hidden_odd=hidden_odd)
 
     @property
     def num_hops(self) -> int:
@@ -262,5 +291,5 @@ class EnergyModel(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         reps = f"{self.mul0}x0+{self.mul1}x1+{self.mul2}x2"
         return (f"EnergyModel(species={self.species}, cutoff={self.cutoff} Å, reps={reps}, "
-                f"layers={self.num_layers}, parity={'average' if self.parity_average else 'none'}, "
+                f"layers={self.num_layers}, parity={self.config['parity']}, "
                 f"{n} weights)")

@@ -3,13 +3,13 @@
 Features of an atom are expressed in that atom's local frame (rows of ``L_i`` are its axes), so
 they are plain invariant numbers. Moving rank-k features from frame j to frame i uses
 ``U_ij = L_i L_j^T``: a vector becomes ``U v`` (9 multiply-adds per channel) and a rank-2 tensor
-``U T U^T`` (54 multiply-adds per channel).
+``U T U^T`` (54 multiply-adds per channel). Both are batched matrix products over edges.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, Tuple, Union
+from typing import Dict, Iterable, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -87,7 +87,16 @@ def change_frame_vectors(U: Tensor, V: Tensor) -> Tensor:
     return torch.matmul(V, U.transpose(1, 2))
 
 
-def change_frame_rank2(U: Tensor, T: Tensor) -> Tensor:
-    """``U T U^T`` for every channel: (E, 3, 3) x (E, C, 3, 3) -> (E, C, 3, 3)."""
-    Ue = U.unsqueeze(1)
-    return torch.matmul(torch.matmul(Ue, T), Ue.transpose(2, 3))
+def change_frame_rank2(U: Tensor, T: Tensor, U_left: Optional[Tensor] = None) -> Tensor:
+    """``U T U^T`` for every channel: (E, 3, 3) x (E, C, 3, 3) -> (E, C, 3, 3).
+
+    With ``U_left``, ``U_left T U^T`` (e.g. a gated ``g U`` on one side only). Two batched
+    matrix products over edges, each covering all channels at once.
+    """
+    left = U if U_left is None else U_left
+    num_edges, channels = T.shape[0], T.shape[1]
+    # X_c = T_c U^T for all c: (E, 3C, 3) @ (E, 3, 3)
+    X = torch.bmm(T.reshape(num_edges, channels * 3, 3), U.transpose(1, 2))
+    # left X_c for all c: (E, 3, 3) @ (E, 3, 3C), columns ordered (c, b)
+    X = X.view(num_edges, channels, 3, 3).transpose(1, 2).reshape(num_edges, 3, channels * 3)
+    return torch.bmm(left, X).view(num_edges, 3, channels, 3).transpose(1, 2)

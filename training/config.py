@@ -119,8 +119,10 @@ class ModelConfig:
     lmax: Optional[int] = _f(None, "angular order of the frame-free power spectrum", min=0)
     ps_channels: Optional[int] = _f(None, "radial channels of the power spectrum", min=1)
     gate_range: Optional[List[float]] = _f(None, "frame gate thresholds [low, high]")
-    parity: Optional[str] = _f(None, "average: exact O(3) invariance; none: SO(3) only",
-                               choices=("average", "none"))
+    parity: Optional[str] = _f(None, "equivariant (default): exact O(3) invariance in one pass; "
+                               "average: exact O(3) by averaging with the mirror image (2x "
+                               "cost); none: SO(3) only",
+                               choices=("equivariant", "average", "none"))
     envelope_p: Optional[int] = _f(None, "polynomial cutoff envelope exponent", min=1)
 
     HYPERPARAMETERS = ("reps", "num_layers", "num_basis", "hidden", "message", "lmax",

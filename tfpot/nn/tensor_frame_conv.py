@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from tfpot.nn.mlp import MLP
+from tfpot.nn.parity import ParityMLP, parity_indices, split_rank2, split_vectors
 from tfpot.reps import TensorReps, change_frame_rank2, change_frame_vectors
 
 
@@ -73,12 +74,12 @@ class TensorFrameConv(nn.Module):
         num_edges = centre.shape[0]
         parts = [rbf, local_dir]
         if self.receives_tensors:
-            g = pair_gate.view(-1, 1, 1)
+            Ug = U * pair_gate.view(-1, 1, 1)  # g_i g_j U_ij
             if self.mul1 > 0:
-                Vt = change_frame_vectors(U, V[neighbour]) * g
+                Vt = change_frame_vectors(Ug, V[neighbour])
                 parts.append(Vt.reshape(num_edges, 3 * self.mul1))
             if self.mul2 > 0:
-                Tt = change_frame_rank2(U, T[neighbour]) * g.unsqueeze(-1)
+                Tt = change_frame_rank2(U, T[neighbour], U_left=Ug)
                 parts.append(Tt.reshape(num_edges, 9 * self.mul2))
         edge_features = torch.cat(parts, dim=-1)
         m = self.message(s, centre, neighbour, edge_features, env, n)
@@ -96,3 +97,85 @@ class TensorFrameConv(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return (f"TensorFrameConv({self.reps_str} -> {self.reps_str}, message="
                 f"{type(self.message).__name__}, edge_dim={self.edge_dim}, {n} weights)")
+
+
+class ParityTensorFrameConv(nn.Module):
+    """:class:`TensorFrameConv` made equivariant under the local mirror (see :mod:`tfpot.nn.parity`).
+
+    The same inputs and update as :class:`TensorFrameConv`, with every number split into its even
+    and odd part under ``z -> -z`` (local coordinates of a reflected structure). The message
+    function and the node update are Z2-equivariant networks, so the energy is exactly
+    reflection invariant from one pass: no mirror average.
+
+    Args:
+        reps, num_basis, receives_tensors, hidden: as :class:`TensorFrameConv`.
+        message: a ``Parity*`` message module from :mod:`tfpot.nn.messages` with
+            ``edge_even_dim``/``edge_odd_dim`` equal to this layer's and ``out_even``/``out_odd``
+            equal to the even/odd sizes of ``reps``.
+        hidden_odd: odd width of the node-update network.
+
+    Shapes: as :class:`TensorFrameConv`.
+    """
+
+    def __init__(self, reps, num_basis: int, message: nn.Module, receives_tensors: bool = True,
+                 hidden: int = 64, hidden_odd: int = 32):
+        super().__init__()
+        reps = TensorReps(reps)
+        self.reps_str = str(reps)
+        self.mul0, self.mul1, self.mul2 = reps.muls
+        self.receives_tensors = bool(receives_tensors)
+        self.num_basis = int(num_basis)
+        self.edge_even_dim = self.num_basis + 2 + (
+            (2 * self.mul1 + 5 * self.mul2) if self.receives_tensors else 0)
+        self.edge_odd_dim = 1 + ((self.mul1 + 4 * self.mul2) if self.receives_tensors else 0)
+        self.out_even = self.mul0 + 2 * self.mul1 + 5 * self.mul2
+        self.out_odd = self.mul1 + 4 * self.mul2
+        wiring = {"edge_even_dim": self.edge_even_dim, "edge_odd_dim": self.edge_odd_dim,
+                  "out_even": self.out_even, "out_odd": self.out_odd}
+        for key, want in wiring.items():
+            got = getattr(message, key, None)
+            if got != want:
+                raise ValueError(f"{type(message).__name__} has {key}={got}, but this layer needs "
+                                 f"{want} (reps {reps}, receives_tensors={self.receives_tensors})")
+        self.message = message
+        self.update = ParityMLP(self.mul0 + self.out_even, self.out_odd, [hidden], hidden_odd,
+                                self.out_even, self.out_odd)
+        even, odd = parity_indices(self.mul0, self.mul1, self.mul2)
+        # [even, odd] -> the flat (s, V, T) layout
+        self.register_buffer("unsplit", torch.argsort(torch.tensor(even + odd)), persistent=False)
+
+    def forward(self, s: Tensor, V: Tensor, T: Tensor, U: Tensor, local_dir: Tensor,
+                pair_gate: Tensor, rbf: Tensor, env: Tensor, centre: Tensor, neighbour: Tensor):
+        n = s.shape[0]
+        even_parts = [rbf, local_dir[:, :2]]
+        odd_parts = [local_dir[:, 2:]]
+        if self.receives_tensors:
+            Ug = U * pair_gate.view(-1, 1, 1)  # g_i g_j U_ij
+            if self.mul1 > 0:
+                ve, vo = split_vectors(change_frame_vectors(Ug, V[neighbour]))
+                even_parts.append(ve)
+                odd_parts.append(vo)
+            if self.mul2 > 0:
+                te, to = split_rank2(change_frame_rank2(U, T[neighbour], U_left=Ug))
+                even_parts.append(te)
+                odd_parts.append(to)
+        me, mo = self.message(s, centre, neighbour, torch.cat(even_parts, dim=-1),
+                              torch.cat(odd_parts, dim=-1), env, n)
+        Me = torch.zeros(n, me.shape[1], dtype=me.dtype, device=me.device).index_add(0, centre, me)
+        Mo = torch.zeros(n, mo.shape[1], dtype=mo.dtype, device=mo.device).index_add(0, centre, mo)
+        de, do = self.update(torch.cat([s, Me], dim=-1), Mo)
+        # scalars take the update only (their messages feed the update); V and T take both
+        inc = torch.cat([de[:, : self.mul0], de[:, self.mul0:] + Me[:, self.mul0:], do + Mo], dim=-1)
+        inc = inc.index_select(1, self.unsplit)
+        a = self.mul0
+        b = a + 3 * self.mul1
+        s = s + inc[:, :a]
+        V = V + inc[:, a:b].reshape(n, self.mul1, 3)
+        T = T + inc[:, b:].reshape(n, self.mul2, 3, 3)
+        return s, V, T
+
+    def __repr__(self) -> str:
+        n = sum(p.numel() for p in self.parameters())
+        return (f"ParityTensorFrameConv({self.reps_str} -> {self.reps_str}, message="
+                f"{type(self.message).__name__}, edge even/odd={self.edge_even_dim}/"
+                f"{self.edge_odd_dim}, {n} weights)")

@@ -1,0 +1,133 @@
+"""Networks equivariant under the local mirror ``z -> -z``: exact reflection invariance in one pass.
+
+Frames are proper rotations (``e3 = e1 x e2``). Under a reflection of the structure every local
+frame becomes ``P L R^T`` with ``P = diag(1, 1, -1)``, so the local coordinates of every feature
+transform by ``P``: scalars and the x, y components of vectors are *even*, the z components are
+*odd* (they flip sign); of a rank-2 tensor ``T_ab`` the entries with exactly one index z (xz, yz,
+zx, zy) are odd, the others even. A network that maps even inputs to even outputs and odd to odd
+(a Z2-equivariant network) therefore gives exactly reflection-invariant energies from a single
+pass, instead of averaging a structure with its mirror image (twice the cost).
+
+Building block (:class:`ParityLayer`), with ``xe`` even and ``xo`` odd inputs::
+
+    a = W_o xo                                  (odd, no bias)
+    [b, c] = W_e [xe, a * a] + bias             (even: a*a is even)
+    he = silu(b);  ho = a * sigmoid(c)          (odd times even is odd)
+
+Odd inputs reach the even channels through the squares ``a*a`` and even inputs reach the odd
+channels through the gates ``sigmoid(c)``, so every smooth Z2-equivariant function can be
+approximated (even functions of xo are functions of products of odd components; odd functions
+are odd components times even functions).
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import torch
+from torch import Tensor, nn
+
+# Flattened 3x3 entries (row-major): even ones have zero or two z indices.
+EVEN_RANK2 = (0, 1, 3, 4, 8)   # xx xy yx yy zz
+ODD_RANK2 = (2, 5, 6, 7)       # xz yz zx zy
+
+
+def parity_indices(mul0: int, mul1: int, mul2: int) -> Tuple[List[int], List[int]]:
+    """Positions of the even and of the odd numbers in a flat feature vector.
+
+    The flat layout is ``[s (mul0), V (mul1 x 3), T (mul2 x 9)]``, as ``TensorReps.dim``.
+    Even: ``mul0 + 2 mul1 + 5 mul2`` numbers, ordered as ``[s, split_vectors(V)[0],
+    split_rank2(T)[0]]``; odd: ``mul1 + 4 mul2``, as ``[split_vectors(V)[1], split_rank2(T)[1]]``.
+    """
+    even = list(range(mul0))
+    odd: List[int] = []
+    for k in (0, 1):
+        even += [mul0 + 3 * c + k for c in range(mul1)]
+    odd += [mul0 + 3 * c + 2 for c in range(mul1)]
+    base = mul0 + 3 * mul1
+    for k in EVEN_RANK2:
+        even += [base + 9 * c + k for c in range(mul2)]
+    for k in ODD_RANK2:
+        odd += [base + 9 * c + k for c in range(mul2)]
+    return even, odd
+
+
+def split_vectors(V: Tensor) -> Tuple[Tensor, Tensor]:
+    """(E, C, 3) -> even (E, 2C) ordered [x of all channels, y of all channels], odd (E, C)."""
+    n, c = V.shape[0], V.shape[1]
+    return V[..., :2].transpose(1, 2).reshape(n, 2 * c), V[..., 2]
+
+
+def split_rank2(T: Tensor) -> Tuple[Tensor, Tensor]:
+    """(E, C, 3, 3) -> even (E, 5C), odd (E, 4C), entry-major (as :func:`parity_indices`)."""
+    n, c = T.shape[0], T.shape[1]
+    flat = T.reshape(n, c, 9).transpose(1, 2)  # (E, 9, C)
+    even = torch.cat([flat[:, 0:2], flat[:, 3:5], flat[:, 8:9]], dim=1)
+    odd = torch.cat([flat[:, 2:3], flat[:, 5:8]], dim=1)
+    return even.reshape(n, 5 * c), odd.reshape(n, 4 * c)
+
+
+class ParityLayer(nn.Module):
+    """One hidden layer of a Z2-equivariant MLP (see the module docstring).
+
+    Shapes: xe (..., in_even), xo (..., in_odd), optional ``extra`` (..., out_even + out_odd) added
+    to the even pre-activation (for inputs computed elsewhere, e.g. per node then gathered)
+    -> he (..., out_even), ho (..., out_odd).
+    """
+
+    def __init__(self, in_even: int, in_odd: int, out_even: int, out_odd: int,
+                 bias: bool = True):
+        super().__init__()
+        self.out_even = int(out_even)
+        self.odd = nn.Linear(in_odd, out_odd, bias=False)
+        self.even = nn.Linear(in_even + out_odd, out_even + out_odd, bias=bias)
+
+    def forward(self, xe: Tensor, xo: Tensor) -> Tuple[Tensor, Tensor]:
+        a = self.odd(xo)
+        bc = self.even(torch.cat([xe, a * a], dim=-1))
+        return self.activate(bc, a)
+
+    def activate(self, bc: Tensor, a: Tensor) -> Tuple[Tensor, Tensor]:
+        he = torch.nn.functional.silu(bc[..., : self.out_even])
+        ho = a * torch.sigmoid(bc[..., self.out_even:])
+        return he, ho
+
+
+class ParityLinear(nn.Module):
+    """The output layer: ``ye = W_e [xe, xo * xo] + b`` (even), ``yo = W_o xo`` (odd, no bias).
+
+    Shapes: xe (..., in_even), xo (..., in_odd) -> ye (..., out_even), yo (..., out_odd).
+    """
+
+    def __init__(self, in_even: int, in_odd: int, out_even: int, out_odd: int):
+        super().__init__()
+        self.even = nn.Linear(in_even + in_odd, out_even)
+        self.odd = nn.Linear(in_odd, out_odd, bias=False)
+
+    def forward(self, xe: Tensor, xo: Tensor) -> Tuple[Tensor, Tensor]:
+        return self.even(torch.cat([xe, xo * xo], dim=-1)), self.odd(xo)
+
+
+class ParityMLP(nn.Module):
+    """``ParityLayer -> ... -> ParityLinear``: a Z2-equivariant MLP.
+
+    Args:
+        in_even, in_odd: input sizes; hidden: even widths of the hidden layers; hidden_odd: odd
+        width of every hidden layer; out_even, out_odd: output sizes.
+    """
+
+    def __init__(self, in_even: int, in_odd: int, hidden: List[int], hidden_odd: int,
+                 out_even: int, out_odd: int):
+        super().__init__()
+        layers = []
+        de, do = int(in_even), int(in_odd)
+        for h in hidden:
+            layers.append(ParityLayer(de, do, int(h), int(hidden_odd)))
+            de, do = int(h), int(hidden_odd)
+        self.layers = nn.ModuleList(layers)
+        self.out = ParityLinear(de, do, out_even, out_odd)
+
+    def forward(self, xe: Tensor, xo: Tensor) -> Tuple[Tensor, Tensor]:
+        for layer in self.layers:
+            xe, xo = layer(xe, xo)
+        return self.out(xe, xo)
