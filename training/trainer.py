@@ -118,6 +118,7 @@ class Trainer:
         self.epoch = 0
         self.batch_in_epoch = 0
         self.global_step = 0
+        self._partial_epoch = False  # set when max_time stops the run inside an epoch
         self.elapsed_before = 0.0
         self.best: Dict[str, Any] = {"loss": math.inf, "epoch": -1, "metrics": {}}
         self.best_state: Optional[Dict[str, torch.Tensor]] = None
@@ -417,6 +418,8 @@ class Trainer:
                     self.log(f"interrupted at step {self.global_step}: checkpoint written; "
                              f"continue with --resume")
                     return self._summary("interrupted", {})
+                if reason == "max_time" and not completed:
+                    self._partial_epoch = True
                 if reason == "max_time" and not completed and self.val_set is not None:
                     # stopped inside an epoch: keep the chance of a better model
                     val = self._validate()
@@ -471,8 +474,12 @@ class Trainer:
         return metrics
 
     def _summary(self, reason: str, test: Dict[str, float]) -> Dict[str, Any]:
-        summary = {"stop_reason": reason, "epochs": self.epoch, "steps": self.global_step,
-                   "time": self.elapsed, "best_epoch": self.best["epoch"] + 1,
+        # "epochs" counts completed epochs; a max_time stop inside epoch epochs + 1 sets
+        # "partial_epoch" (its validation may then be the best one: best_epoch = epochs + 1)
+        summary = {"stop_reason": reason, "epochs": self.epoch,
+                   "partial_epoch": self._partial_epoch,
+                   "steps": self.global_step, "time": self.elapsed,
+                   "best_epoch": self.best["epoch"] + 1,
                    "best_validation": self.best["metrics"], "test": test,
                    "last_epoch": self.history[-1] if self.history else {}}
         if self.out_dir is not None and self.ctx.is_main:

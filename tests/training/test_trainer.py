@@ -168,6 +168,8 @@ def test_max_time_stops_and_saves(tiny_config):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stop_reason"] == "max_time" and summary["epochs"] < 50
     assert (out / "final_model.pt").exists() and (out / "best_model.pt").exists()
+    # "epochs" counts completed epochs; a best model from an interrupted epoch is flagged
+    assert summary["best_epoch"] <= summary["epochs"] + (1 if summary["partial_epoch"] else 0)
 
 
 def test_sigint_finishes_step_and_writes_checkpoint(tiny_config):
