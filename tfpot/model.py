@@ -137,16 +137,13 @@ class EnergyModel(nn.Module):
     @staticmethod
     def _parity_layer(reps: TensorReps, num_basis: int, message: str, hidden: int,
                       hidden_odd: int, avg_num_neighbors: float, receives: bool) -> nn.Module:
-        mul0, mul1, mul2 = reps.muls
-        edge_even = num_basis + 2 + ((2 * mul1 + 5 * mul2) if receives else 0)
-        edge_odd = 1 + ((mul1 + 4 * mul2) if receives else 0)
-        out_even, out_odd = mul0 + 2 * mul1 + 5 * mul2, mul1 + 4 * mul2
+        w = ParityTensorFrameConv.wiring(reps, num_basis, receives)
+        sizes = (reps.muls[0], w["edge_even_dim"], w["edge_odd_dim"], w["out_even"], w["out_odd"],
+                 hidden, hidden_odd)
         if message == "mlp":
-            msg = PARITY_MESSAGES[message](mul0, edge_even, edge_odd, out_even, out_odd, hidden,
-                                           hidden_odd, avg_num_neighbors)
+            msg = PARITY_MESSAGES[message](*sizes, avg_num_neighbors)
         else:
-            msg = PARITY_MESSAGES[message](mul0, edge_even, edge_odd, out_even, out_odd, hidden,
-                                           hidden_odd)
+            msg = PARITY_MESSAGES[message](*sizes)
         return ParityTensorFrameConv(reps, num_basis, msg, receives_tensors=receives,
                                      hidden=hidden, hidden_odd=hidden_odd)
 

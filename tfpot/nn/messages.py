@@ -115,10 +115,8 @@ class ParityMLPMessage(nn.Module):
 
     def forward(self, s: Tensor, centre: Tensor, neighbour: Tensor, edge_even: Tensor,
                 edge_odd: Tensor, env: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
-        a = self.first.odd(edge_odd)
-        bc = (self.first.even(torch.cat([edge_even, a * a], dim=-1))
-              + self.lin_centre(s)[centre] + self.lin_neighbour(s)[neighbour])
-        he, ho = self.first.activate(bc, a)
+        node_terms = self.lin_centre(s)[centre] + self.lin_neighbour(s)[neighbour]
+        he, ho = self.first(edge_even, edge_odd, node_terms)
         he, ho = self.hidden(he, ho)
         me, mo = self.out(he, ho)
         w = (env * self.inv_norm).unsqueeze(-1)
@@ -155,10 +153,8 @@ class ParityAttentionMessage(nn.Module):
     def forward(self, s: Tensor, centre: Tensor, neighbour: Tensor, edge_even: Tensor,
                 edge_odd: Tensor, env: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
         num_edges = centre.shape[0]
-        a = self.first.odd(edge_odd)
-        bc = (self.first.even(torch.cat([edge_even, a * a], dim=-1))
-              + self.key_centre(s)[centre] + self.key_neighbour(s)[neighbour])
-        he, ho = self.first.activate(bc, a)
+        node_terms = self.key_centre(s)[centre] + self.key_neighbour(s)[neighbour]
+        he, ho = self.first(edge_even, edge_odd, node_terms)
         kv = self.key_value(he).view(num_edges, 2, self.heads, self.head_dim)
         k = kv[:, 0]
         v = kv[:, 1]

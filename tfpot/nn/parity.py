@@ -22,7 +22,7 @@ are odd components times even functions).
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -82,12 +82,12 @@ class ParityLayer(nn.Module):
         self.odd = nn.Linear(in_odd, out_odd, bias=False)
         self.even = nn.Linear(in_even + out_odd, out_even + out_odd, bias=bias)
 
-    def forward(self, xe: Tensor, xo: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(self, xe: Tensor, xo: Tensor,
+                extra: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         a = self.odd(xo)
         bc = self.even(torch.cat([xe, a * a], dim=-1))
-        return self.activate(bc, a)
-
-    def activate(self, bc: Tensor, a: Tensor) -> Tuple[Tensor, Tensor]:
+        if extra is not None:
+            bc = bc + extra
         he = torch.nn.functional.silu(bc[..., : self.out_even])
         ho = a * torch.sigmoid(bc[..., self.out_even:])
         return he, ho

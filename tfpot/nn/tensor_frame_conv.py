@@ -17,6 +17,8 @@ two derivatives).
 
 from __future__ import annotations
 
+from typing import Dict
+
 import torch
 from torch import Tensor, nn
 
@@ -125,13 +127,9 @@ class ParityTensorFrameConv(nn.Module):
         self.mul0, self.mul1, self.mul2 = reps.muls
         self.receives_tensors = bool(receives_tensors)
         self.num_basis = int(num_basis)
-        self.edge_even_dim = self.num_basis + 2 + (
-            (2 * self.mul1 + 5 * self.mul2) if self.receives_tensors else 0)
-        self.edge_odd_dim = 1 + ((self.mul1 + 4 * self.mul2) if self.receives_tensors else 0)
-        self.out_even = self.mul0 + 2 * self.mul1 + 5 * self.mul2
-        self.out_odd = self.mul1 + 4 * self.mul2
-        wiring = {"edge_even_dim": self.edge_even_dim, "edge_odd_dim": self.edge_odd_dim,
-                  "out_even": self.out_even, "out_odd": self.out_odd}
+        wiring = self.wiring(reps, self.num_basis, self.receives_tensors)
+        self.out_even = wiring["out_even"]
+        self.out_odd = wiring["out_odd"]
         for key, want in wiring.items():
             got = getattr(message, key, None)
             if got != want:
@@ -143,6 +141,14 @@ class ParityTensorFrameConv(nn.Module):
         even, odd = parity_indices(self.mul0, self.mul1, self.mul2)
         # [even, odd] -> the flat (s, V, T) layout
         self.register_buffer("unsplit", torch.argsort(torch.tensor(even + odd)), persistent=False)
+
+    @staticmethod
+    def wiring(reps: TensorReps, num_basis: int, receives_tensors: bool) -> Dict[str, int]:
+        """Sizes a message module must have: even/odd edge inputs and even/odd messages."""
+        mul0, mul1, mul2 = reps.muls
+        return {"edge_even_dim": num_basis + 2 + ((2 * mul1 + 5 * mul2) if receives_tensors else 0),
+                "edge_odd_dim": 1 + ((mul1 + 4 * mul2) if receives_tensors else 0),
+                "out_even": mul0 + 2 * mul1 + 5 * mul2, "out_odd": mul1 + 4 * mul2}
 
     def forward(self, s: Tensor, V: Tensor, T: Tensor, U: Tensor, local_dir: Tensor,
                 pair_gate: Tensor, rbf: Tensor, env: Tensor, centre: Tensor, neighbour: Tensor):
@@ -177,5 +183,5 @@ class ParityTensorFrameConv(nn.Module):
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.parameters())
         return (f"ParityTensorFrameConv({self.reps_str} -> {self.reps_str}, message="
-                f"{type(self.message).__name__}, edge even/odd={self.edge_even_dim}/"
-                f"{self.edge_odd_dim}, {n} weights)")
+                f"{type(self.message).__name__}, edge even/odd={self.message.edge_even_dim}/"
+                f"{self.message.edge_odd_dim}, {n} weights)")
