@@ -3,7 +3,8 @@
 Run (tfpot's venv; MACE trains with its own CLI in its own venv)::
 
     python benchmarks/bench_accuracy_vs_mace.py [--budget-min 10] [--out /tmp/acc_vs_mace]
-        [--data DIR] [--tfpot-preset small] [--mace-channels 32 --mace-max-L 1] [--threads 1]
+        [--data DIR] [--tfpot-preset small] [--tfpot-schedule cosine]
+        [--mace-channels 32 --mace-max-L 1] [--threads 1]
         [--md-steps 2000] [--sequential]
 
 Data: a GFN2-xTB aspirin set in rMD17 layout made by ``scripts/make_aspirin_xtb.py`` (1100 frames
@@ -17,7 +18,8 @@ for ``--budget-min`` minutes of its *training loop* (set-up, data loading and st
 not counted for either):
 
 * tfpot: ``tfpot.training.fit(..., max_time=budget)`` (batch 4, lr 5e-3, energy/forces weights
-  1/100, EMA 0.99); the best-validation model (``best_model.pt``) is evaluated.
+  1/100, EMA 0.99, ``--tfpot-schedule``: by default a cosine that anneals the rate to 1e-6 by the
+  end of the budget); the best-validation model (``best_model.pt``) is evaluated.
 * MACE: ``mace_run_train`` (batch 5, lr 0.01, amsgrad, weights 1/100, EMA 0.99, E0s "average").
   MACE has no wall-clock option: it is stopped (SIGINT) ``budget`` seconds after it logs
   "Started training"; its latest checkpoint (MACE writes one, with EMA weights, whenever the
@@ -200,7 +202,7 @@ def tfpot_job(args) -> dict:
 
     model = fit(model, train, val, epochs=10 ** 6, batch_size=4, lr=5e-3, energy_weight=1.0,
                 forces_weight=100.0, seed=args.seed, max_time=args.budget_min * 60.0, out_dir=out,
-                ema_decay=0.99, callbacks=[on_step])
+                ema_decay=0.99, schedule=args.tfpot_schedule, callbacks=[on_step])
     wall = time.perf_counter() - first.get("wall", time.perf_counter())
     cpu = time.process_time() - first.get("cpu", time.process_time())
     best = out / "best_model.pt"
@@ -215,7 +217,7 @@ def tfpot_job(args) -> dict:
             wall = s.get("time", wall)  # the trainer's own clock of its loop (max_time counts it)
         except (ValueError, AttributeError):
             pass
-    res = {"impl": "tfpot", "preset": args.tfpot_preset,
+    res = {"impl": "tfpot", "preset": args.tfpot_preset, "schedule": args.tfpot_schedule,
            "params": int(sum(p.numel() for p in model.parameters())),
            "train_wall_s": wall, "train_cpu_s": cpu, "epochs": epochs, "steps": steps,
            "model_file": str(best if best.exists() else "")}
@@ -411,6 +413,8 @@ def main() -> None:
     p.add_argument("--val", type=int, default=50)
     p.add_argument("--test", type=int, default=0, help="test frames (0: all held-out ones)")
     p.add_argument("--tfpot-preset", default="small")
+    p.add_argument("--tfpot-schedule", default="cosine", choices=("cosine", "plateau"),
+                   help="cosine: annealed to the end of the budget; plateau: as in tfpot 0.2")
     p.add_argument("--mace-channels", type=int, default=32)
     p.add_argument("--mace-max-L", type=int, default=1)
     p.add_argument("--mace-python", default=DEFAULT_MACE_PYTHON)
@@ -446,7 +450,8 @@ def main() -> None:
           f"{'sequential' if args.sequential else 'concurrent'}; load {load0[0]:.1f}", flush=True)
 
     tf_cmd = [sys.executable, __file__, "--tfpot-job", "--out", str(out), "--budget-min",
-              str(args.budget_min), "--tfpot-preset", args.tfpot_preset, "--threads",
+              str(args.budget_min), "--tfpot-preset", args.tfpot_preset,
+              "--tfpot-schedule", args.tfpot_schedule, "--threads",
               str(args.threads), "--md-start", args.md_start, "--md-steps", str(args.md_steps),
               "--md-dt-fs", str(args.md_dt_fs), "--seed", str(args.seed)]
     mace = MaceTraining(args, data["files"], env)

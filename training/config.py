@@ -162,7 +162,8 @@ class ScheduleConfig:
     """Learning-rate schedule."""
 
     type: str = _f("plateau", "plateau (reduce on validation plateau), cosine (with linear "
-                              "warm-up, over max_epochs) or constant",
+                              "warm-up, over max_epochs or the max_time budget, whichever ends "
+                              "first) or constant",
                    choices=("plateau", "cosine", "constant"))
     factor: float = _f(0.5, "plateau: multiply lr by this", gt=0, max=1)
     patience: int = _f(10, "plateau: epochs without improvement before reducing", min=0)

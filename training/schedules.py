@@ -4,7 +4,10 @@
 * ``plateau``: multiply the rate by ``factor`` when the monitored loss (validation, or training
   without a validation set) has not improved for ``patience`` epochs; never below ``min_lr``.
 * ``cosine``: linear warm-up over ``warmup_epochs``, then cosine decay to ``min_lr`` at the end of
-  ``max_epochs`` (a ``max_time`` budget does not shorten it).
+  ``max_epochs`` or of the ``max_time`` budget, whichever comes first: after the warm-up the decay
+  has progressed max(steps done / steps left after warm-up, budget fraction used), never backwards.
+  So a run stopped by its budget still ends annealed, and a run that resumes with more budget
+  continues from where the rate was.
 * ``constant``.
 """
 
@@ -19,17 +22,27 @@ from tfpot.training.config import ScheduleConfig
 
 
 class _WarmupCosine:
-    """lr factor of step s: (s + 1) / W for s < W, then a cosine from 1 to min_ratio."""
+    """lr factor (relative to the base rate): (s + 1) / W for step s < W, then a cosine from 1 to
+    ``min_ratio`` over progress p in [0, 1], where p = max((s - W) / (T - W), time fraction)."""
 
     def __init__(self, warmup: int, total: int, min_ratio: float) -> None:
         self.warmup, self.total, self.min_ratio = int(warmup), max(int(total), 1), float(min_ratio)
+        self.step = 0
+        self.progress = 0.0
 
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        span = max(self.total - self.warmup, 1)
-        progress = min((step - self.warmup) / span, 1.0)
-        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    def advance(self, time_fraction: Optional[float]) -> None:
+        self.step += 1
+        if self.step < self.warmup:
+            return
+        p = (self.step - self.warmup) / max(self.total - self.warmup, 1)
+        if time_fraction is not None:
+            p = max(p, time_fraction)
+        self.progress = min(max(self.progress, p), 1.0)
+
+    def factor(self) -> float:
+        if self.step < self.warmup:
+            return (self.step + 1) / self.warmup
+        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * self.progress))
 
 
 class LRSchedule:
@@ -50,10 +63,11 @@ class LRSchedule:
             self._sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode="min", factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr)
         elif cfg.type == "cosine":
-            base = optimizer.param_groups[0]["lr"]
-            fn = _WarmupCosine(round(cfg.warmup_epochs * steps_per_epoch),
-                               steps_per_epoch * max_epochs, min(cfg.min_lr / base, 1.0))
-            self._sched = torch.optim.lr_scheduler.LambdaLR(optimizer, fn)
+            self.base_lr = float(optimizer.param_groups[0]["lr"])
+            self._cosine = _WarmupCosine(round(cfg.warmup_epochs * steps_per_epoch),
+                                         steps_per_epoch * max_epochs,
+                                         min(cfg.min_lr / self.base_lr, 1.0))
+            self._apply()
         elif cfg.type != "constant":
             raise ValueError(f"unknown schedule type {cfg.type!r}")
 
@@ -61,19 +75,38 @@ class LRSchedule:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def step_batch(self) -> None:
+    def _apply(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.base_lr * self._cosine.factor()
+
+    def step_batch(self, time_fraction: Optional[float] = None) -> None:
+        """After an optimiser step; ``time_fraction``: share of the ``max_time`` budget used (the
+        same value on every rank), or None without a budget."""
         if self.type == "cosine":
-            self._sched.step()
+            self._cosine.advance(time_fraction)
+            self._apply()
 
     def step_epoch(self, metric: float) -> None:
         if self.type == "plateau" and math.isfinite(metric):
             self._sched.step(metric)
 
     def state_dict(self) -> Dict:
+        if self.type == "cosine":
+            return {"type": self.type, "state": {"step": self._cosine.step,
+                                                 "progress": self._cosine.progress}}
         return {"type": self.type, "state": self._sched.state_dict() if self._sched else None}
 
     def load_state_dict(self, state: Dict) -> None:
         if state["type"] != self.type:
             raise ValueError(f"checkpoint has a {state['type']} schedule, the config {self.type}")
-        if self._sched is not None:
+        if self.type == "cosine":
+            st = state["state"]
+            if "step" not in st:  # written by tfpot <= 0.2 (a LambdaLR): progress by steps only
+                self._cosine.step = 0
+                for _ in range(int(st["last_epoch"])):
+                    self._cosine.advance(None)
+            else:
+                self._cosine.step, self._cosine.progress = int(st["step"]), float(st["progress"])
+            self._apply()
+        elif self._sched is not None:
             self._sched.load_state_dict(state["state"])

@@ -228,8 +228,19 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"],
                                            self.cfg.training.grad_clip)
         self.optimizer.step()
-        self.schedule.step_batch()
+        self.schedule.step_batch(self._budget_fraction())
         self.ema.update()
+
+    def _budget_fraction(self) -> Optional[float]:
+        """Share of ``training.max_time`` used so far (the largest over ranks), None without one."""
+        max_time = self.cfg.training.max_time
+        if max_time is None or self.schedule.type != "cosine":
+            return None
+        elapsed = self.elapsed
+        if self.ctx.distributed:
+            t = torch.tensor([elapsed], dtype=torch.float64, device=self.ctx.device)
+            elapsed = float(self.ctx.all_reduce_(t, "max").item())
+        return elapsed / max_time
 
     # ------------------------------------------------------------------ the loop
     def _stop_requested(self) -> Optional[str]:
@@ -669,6 +680,8 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
             early stopping follow the validation loss.
         epochs, batch_size, lr, seed, max_time: as ``training.max_epochs`` etc. of the config.
         energy_weight, forces_weight, stress_weight: loss weights (0 for absent labels).
+        schedule: ``plateau``, ``constant`` or ``cosine``; with ``max_time`` the cosine reaches
+            its floor (1e-6) when the budget is used up, so a budgeted run ends annealed.
         out_dir: if given, checkpoints, models and logs are written there (as ``tfpot train``).
         resume: continue from ``out_dir/checkpoint.pt``.
     """
