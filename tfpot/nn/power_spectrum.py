@@ -14,7 +14,7 @@ from typing import List
 import torch
 from torch import Tensor, nn
 
-from tfpot.nn.harmonics import harmonics_from_table, monomial_table
+from tfpot.nn.harmonics import spherical_harmonics
 
 
 class AngularPowerSpectrum(nn.Module):
@@ -44,15 +44,11 @@ class AngularPowerSpectrum(nn.Module):
         self.species_weight = nn.Embedding(num_species, channels)
         nn.init.constant_(self.species_weight.weight, 1.0)
         self.out_dim = (lmax + 1) * channels * channels
-        exponents, coefficients = monomial_table(self.lmax)  # derived, not saved in model files
-        self.register_buffer("harmonic_exponents", exponents, persistent=False)
-        self.register_buffer("harmonic_coefficients", coefficients, persistent=False)
 
     def forward(self, rbf: Tensor, env: Tensor, unit: Tensor, species_j: Tensor, centre: Tensor,
                 num_nodes: int) -> Tensor:
         R = self.radial(rbf) * self.species_weight(species_j) * (env / self.norm).unsqueeze(-1)
-        Y = harmonics_from_table(unit, self.harmonic_exponents, self.harmonic_coefficients,
-                                 self.lmax)  # (E, M)
+        Y = spherical_harmonics(unit, self.lmax)  # (E, M)
         edge_terms = (R.unsqueeze(-1) * Y.unsqueeze(1)).reshape(R.shape[0], R.shape[1] * Y.shape[1])
         A = torch.zeros(num_nodes, edge_terms.shape[1], dtype=R.dtype, device=R.device)
         A = A.index_add(0, centre, edge_terms).reshape(num_nodes, self.channels, Y.shape[1])
@@ -61,14 +57,6 @@ class AngularPowerSpectrum(nn.Module):
             Al = A[:, :, l * l:(l + 1) * (l + 1)]
             parts.append(torch.matmul(Al, Al.transpose(1, 2)).reshape(num_nodes, -1))
         return torch.cat(parts, dim=-1)
-
-    def _apply(self, fn, *args, **kwargs):
-        # .to(float32) then .to(float64) would leave float32-rounded coefficients (a 1e-7 error
-        # in rotation invariance); recompute them exactly in whatever dtype/device they now have
-        super()._apply(fn, *args, **kwargs)
-        now = self.harmonic_coefficients
-        self.harmonic_coefficients = monomial_table(self.lmax)[1].to(device=now.device, dtype=now.dtype)
-        return self
 
     def extra_repr(self) -> str:
         return f"lmax={self.lmax}, channels={self.channels} -> {self.out_dim} invariants"
