@@ -27,3 +27,15 @@ def test_parity():
     for l in range(5):
         sl = slice(l * l, (l + 1) ** 2)
         assert torch.allclose(Ym[:, sl], (-1) ** l * Y[:, sl], atol=1e-14)
+
+
+def test_second_derivatives_finite_on_axes():
+    # force training differentiates twice: at the poles and on the axes (zeros in x, y or z) the
+    # first and second derivatives must be finite (float64)
+    pts = torch.tensor([[0, 0, 1.0], [0, 0, -1.0], [1.0, 0, 0], [0, 1.0, 0], [0.6, 0, 0.8]],
+                       dtype=torch.float64, requires_grad=True)
+    w = torch.linspace(-1, 1, 25, dtype=torch.float64)
+    e = (spherical_harmonics(pts / pts.norm(dim=-1, keepdim=True), 4) * w).sum()
+    (g,) = torch.autograd.grad(e, pts, create_graph=True)
+    (h,) = torch.autograd.grad((g ** 2).sum(), pts)
+    assert torch.isfinite(g).all() and torch.isfinite(h).all()
