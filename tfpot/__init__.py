@@ -4,7 +4,7 @@ Exactly O(3)-invariant energies from message passing in learned local frames, fo
 as exact derivatives, an ASE calculator and a LAMMPS pair-style plugin.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from tfpot.builder import PRESETS, build_model, load_model, save_model  # noqa: E402
 from tfpot.inference import predict  # noqa: E402
