@@ -8,6 +8,11 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 OUT=runs/demo
+if [ -e "$OUT" ]; then  # re-running the quick start: keep the earlier run, never overwrite it
+    KEPT="$OUT.$(date +%Y%m%d-%H%M%S)"
+    mv "$OUT" "$KEPT"
+    echo "[demo] moved the previous run to $KEPT"
+fi
 mkdir -p "$OUT"
 echo "[demo] training (training/configs/demo.yaml -> $OUT)"
 tfpot train training/configs/demo.yaml
