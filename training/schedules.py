@@ -30,11 +30,15 @@ class _WarmupCosine:
         self.step = 0
         self.progress = 0.0
 
+    def step_share(self, step: int) -> float:
+        """Progress by steps alone: 0 until the warm-up ends, 1 at ``total``."""
+        return min(max((step - self.warmup) / max(self.total - self.warmup, 1), 0.0), 1.0)
+
     def advance(self, time_fraction: Optional[float]) -> None:
         self.step += 1
         if self.step < self.warmup:
             return
-        p = (self.step - self.warmup) / max(self.total - self.warmup, 1)
+        p = self.step_share(self.step)
         if time_fraction is not None:
             p = max(p, time_fraction)
         self.progress = min(max(self.progress, p), 1.0)
@@ -102,9 +106,8 @@ class LRSchedule:
         if self.type == "cosine":
             st = state["state"]
             if "step" not in st:  # written by tfpot <= 0.2 (a LambdaLR): progress by steps only
-                self._cosine.step = 0
-                for _ in range(int(st["last_epoch"])):
-                    self._cosine.advance(None)
+                self._cosine.step = int(st["last_epoch"])
+                self._cosine.progress = self._cosine.step_share(self._cosine.step)
             else:
                 self._cosine.step, self._cosine.progress = int(st["step"]), float(st["progress"])
             self._apply()

@@ -1,5 +1,6 @@
 """Learning-rate schedules: the cosine follows max_epochs or the max_time budget, whichever ends
-first, never runs backwards, and resumes exactly (float64 rates compared to 1e-15 relative)."""
+first, never runs backwards, and resumes exactly (float64 rates, relative tolerance 1e-12, or
+1e-15 / exact equality where the same arithmetic is repeated)."""
 
 import math
 
