@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
+from tfpot.errors import TfpotError
+
 PLUGIN_NAME = "tfpotplugin.so"
 SOURCE_DIR = Path(__file__).resolve().parent / "lammps"
 SOURCES = ("pair_tfpot.cpp", "tfpot_plugin.cpp")
@@ -41,7 +43,7 @@ HEADERS = ("pair_tfpot.h",)
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-class LammpsBuildError(RuntimeError):
+class LammpsBuildError(TfpotError, RuntimeError):
     """The plugin could not be built: a missing dependency or a compiler error."""
 
 

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def _build(args: argparse.Namespace) -> int:
-    from tfpot.calculators.lammps_build import LammpsBuildError, build_plugin
+    from tfpot.calculators.lammps_build import build_plugin
 
-    try:
-        path = build_plugin(build_dir=args.build_dir, verbose=args.verbose, force=args.force)
-    except LammpsBuildError as e:
-        print(f"tfpot lammps build: {e}", file=sys.stderr)
-        return 1
+    path = build_plugin(build_dir=args.build_dir, verbose=args.verbose, force=args.force)
     print(f"plugin load {path}")
     return 0
 

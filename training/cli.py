@@ -48,7 +48,7 @@ def register(subparsers) -> None:
 
 def resolve_config(name: str) -> Path:
     """A config path: an existing file, else a bundled recipe of that name."""
-    from tfpot.training.config import list_recipes, recipes_dir
+    from tfpot.training.config import ConfigError, list_recipes, recipes_dir
 
     path = Path(name)
     if path.is_file():
@@ -56,12 +56,12 @@ def resolve_config(name: str) -> Path:
     recipe = recipes_dir() / f"{Path(name).stem}.yaml"
     if recipe.is_file() and path.suffix in ("", ".yaml") and path.parent == Path("."):
         return recipe
-    raise FileNotFoundError(f"{name}: no such config file, and not a bundled recipe "
-                            f"({', '.join(list_recipes())})")
+    raise ConfigError(f"{name}: no such config file, and not a bundled recipe "
+                      f"({', '.join(list_recipes())}); give a YAML path or a recipe name")
 
 
 def main(args: argparse.Namespace) -> int:
-    from tfpot.training.config import ConfigError, list_recipes, recipes_dir
+    from tfpot.training.config import list_recipes, recipes_dir
 
     if args.list_recipes:
         for name in list_recipes():
@@ -75,12 +75,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     from tfpot.training.trainer import train_from_config
 
-    try:
-        path = resolve_config(args.config)
-        out = train_from_config(path, resume=args.resume, output_dir=args.output_dir,
-                                verbose=not args.quiet)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"tfpot train: error: {e}", file=sys.stderr)
-        return 2
+    path = resolve_config(args.config)
+    out = train_from_config(path, resume=args.resume, output_dir=args.output_dir,
+                            verbose=not args.quiet)
     print(f"done: {out}")
     return 0

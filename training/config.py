@@ -38,10 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
+from tfpot.errors import TfpotError
+
 Number = Union[int, float]
 
 
-class ConfigError(ValueError):
+class ConfigError(TfpotError, ValueError):
     """A training configuration is invalid; the message names the file and the key."""
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
+
+from tfpot.data.errors import DataFormatError
 
 
 def register(subparsers) -> None:
@@ -51,12 +52,12 @@ def evaluate_file(model_path, data_path, format: Optional[str] = None, target: O
     options = {"target": target} if target is not None else {}
     atoms = read_structures(resolve_path(str(data_path)), format=format, **options)
     if not atoms:
-        raise ValueError(f"{data_path}: no structures")
+        raise DataFormatError(f"{data_path}: no structures; give a data file with at least one frame")
     missing = sorted({int(z) for a in atoms for z in a.numbers} - set(model.species))
     if missing:
         from ase.data import chemical_symbols
 
-        raise ValueError(f"{data_path} has elements {[chemical_symbols[z] for z in missing]} that "
+        raise DataFormatError(f"{data_path} has elements {[chemical_symbols[z] for z in missing]} that "
                          f"the model ({model_path}) does not know (species {model.species})")
     dataset = atoms_set(atoms, model.cutoff, "eval")
     metrics, preds = evaluate(model, dataset, batch_size, DistContext.single(torch.device(device)),
@@ -124,12 +125,8 @@ def parity_plots(preds: Dict[str, np.ndarray], metrics: Dict[str, float], out: P
 def main(args: argparse.Namespace) -> int:
     from tfpot.training.metrics import format_metrics
 
-    try:
-        metrics, preds, n = evaluate_file(args.model, args.data, args.format, args.target,
-                                          args.batch_size, args.device, args.dtype)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"tfpot eval: error: {e}", file=sys.stderr)
-        return 2
+    metrics, preds, n = evaluate_file(args.model, args.data, args.format, args.target,
+                                      args.batch_size, args.device, args.dtype)
     print(format_metrics(metrics, f"{args.model} on {args.data} ({n} structures):"))
     if args.output:
         out = Path(args.output)

@@ -134,4 +134,4 @@ def test_cli_reports_config_error_without_traceback(tmp_path):
     from tfpot.cli import main
 
     path = write(tmp_path, {"data": {"path": "x.npz"}, "trainig": {}})
-    assert main(["train", str(path)]) == 2
+    assert main(["train", str(path)]) == 1

@@ -80,5 +80,5 @@ def test_eval_molecules_without_output_dir(tmp_path, capsys):
 
 
 def test_eval_unknown_element_is_a_clear_error(tmp_path, model_file, capsys):
-    assert main(["eval", str(model_file), "tfpot:demo"]) == 2
+    assert main(["eval", str(model_file), "tfpot:demo"]) == 1
     assert "does not know" in capsys.readouterr().err

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from tfpot.errors import TfpotError
 
-class DataFormatError(ValueError):
+
+class DataFormatError(TfpotError, ValueError):
     """A data file is not what its format promises.
 
     The message names the file and, where it applies, the line (text formats), the key (npz,

@@ -1,0 +1,17 @@
+"""The user-facing error type of tfpot.
+
+A :class:`TfpotError` is bad input or a bad file, not a bug: its message is one line that names
+the problem (file, line, key, frame or atom index) and says what to do. The ``tfpot`` command
+line prints it as ``tfpot COMMAND: error: MESSAGE`` and exits 1 (``--debug`` shows the
+traceback). Any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class TfpotError(Exception):
+    """Bad input or a bad file; the message names it and says what to do."""
+
+
+class FileIntegrityError(TfpotError, ValueError):
+    """A model, checkpoint or export file is torn, altered or not what it claims to be."""
