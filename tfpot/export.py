@@ -1,18 +1,33 @@
 """TorchScript export for engines that own the neighbour list and the ghost atoms (LAMMPS).
 
-The exported module takes local atoms first, then ghost atoms (explicit periodic images or atoms
-of other MPI ranks), all ordered pairs within the cutoff, and the number of local atoms:
+Format version 2. The exported module has two entry points.
+
+``stage`` (used by ``pair_style tfpot``): the atomic energies cut into ``num_stages`` stages
+(:meth:`tfpot.model.EnergyModel.stage`), each computed for the owned atoms from their own edges::
+
+    stage(t, vec (E, 3), species (n,), edge_index (2, E), nlocal, state (n, W_t))
+        -> state (nlocal, W_{t+1})          for t < num_stages - 1
+        -> energies (nlocal,) float64, eV   for the last stage (E0 included)
+
+``vec`` holds the edge vectors ``x_j - x_i`` of every owned centre i (``edge_index[0] < nlocal``),
+cast to the model's dtype; ``state`` is the previous stage's state of every atom, owned and
+ghost. Between stages the engine copies each owner's state row to its ghosts (forward
+communication); in the backward pass it sums the ghosts' gradients into their owners (reverse
+communication) before differentiating the previous stage. The state is invariant (expressed in
+each atom's own frame), so it is copied verbatim. A local atom then depends on atoms one cutoff
+away only: the engine's ghost shell is ``cutoff`` (+ skin) wide. Forces come from the gradient
+with respect to ``vec`` (``dE/dx_j += g``, ``dE/dx_i -= g``).
+
+``forward`` (explicit ghosts, no exchange; Python tests and format-1 users): local atoms first,
+then ghost atoms out to ``ghost_cutoff`` = ``num_hops * cutoff``, all ordered pairs within the
+cutoff, and the number of local atoms::
 
     forward(pos (n, 3), species (n,) model species index, edge_index (2, E) [centre, neighbour],
             nlocal: int) -> (energy () float64, atomic_energies (n,) float64, forces (n, 3))
 
-``energy`` sums the local atoms only; ``forces = -dE/dpos`` for every atom, ghosts included, so
-the engine adds ghost forces to their owners (LAMMPS: newton on + reverse communication) and the
-virial is ``-sum_k r_k (x) F_k`` over all atoms. A local atom's energy depends on atoms up to
-``num_hops * cutoff`` away: the engine's ghost shell must be at least ``ghost_cutoff``.
-
-The file carries ``metadata.json`` (format, version, species, cutoff, num_hops, ghost_cutoff,
-units "metal", dtype, tfpot and torch versions).
+The file carries ``metadata.json``: format, format_version, species, cutoff, num_hops,
+ghost_cutoff (the receptive field, for ``forward``), num_stages, state_widths (numbers per atom
+sent to ghosts after each stage but the last), units "metal", dtype, tfpot and torch versions.
 """
 
 from __future__ import annotations
@@ -30,7 +45,9 @@ from tfpot.builder import load_model, resolve_dtype
 from tfpot.model import EnergyModel
 
 EXPORT_FORMAT = "tfpot-lammps"
-EXPORT_FORMAT_VERSION = 1
+EXPORT_FORMAT_VERSION = 2
+# versions load_exported reads: 1 (forward only, tfpot <= 0.3) and 2 (forward and stage)
+READABLE_FORMAT_VERSIONS = (1, 2)
 METADATA_FILE = "metadata.json"
 
 
@@ -54,6 +71,15 @@ class LocalEnergyModel(nn.Module):
             g = torch.zeros_like(pos)
         return energy.detach(), e_atom.detach(), -g
 
+    @torch.jit.export
+    def stage(self, t: int, vec: Tensor, species: Tensor, edge_index: Tensor, nlocal: int,
+              state: Tensor) -> Tensor:
+        """Stage ``t`` for the owned atoms (see the module docstring); E0 joins the last one."""
+        out = self.model.stage(t, vec, species, edge_index, nlocal, state)
+        if t == self.model.num_layers - 1:
+            out = out + self.model.atomic_reference[species[:nlocal]]
+        return out
+
 
 def export_metadata(model: EnergyModel, dtype: torch.dtype) -> Dict[str, Any]:
     return {
@@ -63,6 +89,8 @@ def export_metadata(model: EnergyModel, dtype: torch.dtype) -> Dict[str, Any]:
         "cutoff": float(model.cutoff),
         "num_hops": int(model.num_hops),
         "ghost_cutoff": float(model.num_hops * model.cutoff),
+        "num_stages": int(model.num_layers),
+        "state_widths": [int(model.state_width)] * (model.num_layers - 1),
         "units": "metal",
         "dtype": str(dtype).replace("torch.", ""),
         "tfpot_version": __version__,
@@ -99,7 +127,8 @@ def load_exported(path: Union[str, os.PathLike]) -> Tuple[torch.jit.ScriptModule
     if not extra[METADATA_FILE]:
         raise ValueError(f"{path}: no {METADATA_FILE}; not a tfpot export (run 'tfpot export')")
     meta = json.loads(extra[METADATA_FILE])
-    if meta.get("format") != EXPORT_FORMAT or meta.get("format_version") != EXPORT_FORMAT_VERSION:
+    if meta.get("format") != EXPORT_FORMAT or meta.get("format_version") not in READABLE_FORMAT_VERSIONS:
         raise ValueError(f"{path}: export format {meta.get('format')!r} v{meta.get('format_version')}"
-                         f" is not {EXPORT_FORMAT!r} v{EXPORT_FORMAT_VERSION}")
+                         f" is not {EXPORT_FORMAT!r} v{EXPORT_FORMAT_VERSION} (or v1, forward only);"
+                         " re-export the model with `tfpot export MODEL -o FILE`")
     return module, meta

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from tfpot import _keys as K
 from tfpot.frames import LocalFrames
+from tfpot.halo import owned_rows, pack_state, state_width, unpack_state
 from tfpot.nn.messages import MESSAGES, PARITY_MESSAGES
 from tfpot.nn.mlp import MLP
 from tfpot.nn.power_spectrum import AngularPowerSpectrum
@@ -97,6 +98,8 @@ class EnergyModel(nn.Module):
         self.parity_average = parity == "average"
         self.parity_equivariant = parity == "equivariant"
         self.mul0, self.mul1, self.mul2 = reps_.muls
+        # numbers per atom handed from one stage to the next (see stage() and tfpot.halo)
+        self.state_width = state_width(self.mul0, self.mul1, self.mul2, self.parity_average)
         z_to_index = torch.full((119,), -1, dtype=torch.long)
         z_to_index[torch.tensor(species)] = torch.arange(len(species))
         self.register_buffer("z_to_index", z_to_index)
@@ -180,32 +183,77 @@ class EnergyModel(nn.Module):
         return idx
 
     def atomic_energies(self, pos: Tensor, species: Tensor, edge_index: Tensor, shifts: Tensor) -> Tensor:
-        """Per-atom energies (N,) float64, eV, before the E0 reference is added."""
+        """Per-atom energies (N,) float64, eV, before the E0 reference is added.
+
+        Runs the stages of :meth:`stage` in turn with every atom owned, so the Python path and
+        the LAMMPS per-layer exchange (which runs the same stages) share one implementation.
+        """
         n = pos.shape[0]
+        # Edge vectors are formed in the input's precision (float64 positions keep float32 models
+        # exact to their own rounding, whatever the absolute coordinates); stages cast them.
+        vec = pos[edge_index[1]] - pos[edge_index[0]] + shifts
+        state = torch.zeros(n, 0, dtype=vec.dtype, device=vec.device)
+        for t in range(self.num_layers):
+            state = self.stage(t, vec, species, edge_index, n, state)
+        return state
+
+    def stage(self, t: int, vec: Tensor, species: Tensor, edge_index: Tensor, nlocal: int,
+              state: Tensor) -> Tensor:
+        """Stage ``t`` of the atomic energies, computed for the first ``nlocal`` atoms.
+
+        The computation is cut where an atom first needs what its neighbours computed (layer 1
+        uses the neighbours' species only; layer t+1 their frames, gates and layer-t features):
+
+            stage 0:  frames, gates, power spectrum of each owned atom, layer 1
+            stage t:  layer t+1 (0 < t < num_layers), from every atom's stage t-1 state
+            last:     ... then the readout: energies (nlocal,) float64, eV, before E0
+
+        Every stage but the last returns the owned atoms' state (:mod:`tfpot.halo`). An engine
+        with ghost atoms (LAMMPS) copies it to the ghosts before the next stage, so only edges
+        whose centre is owned are needed and the ghost shell is one cutoff wide.
+
+        Args:
+            t: stage index, 0 .. num_layers-1.
+            vec: (E, 3) edge vectors ``x_j - x_i`` (Å), any float dtype (cast to the model's).
+            species: (N,) model species index of every atom (owned first, then ghosts).
+            edge_index: (2, E) [centre i, neighbour j]; every owned atom's edges, centres < nlocal
+                (edges of other centres only cost time).
+            nlocal: owned atoms (the first nlocal of the N).
+            state: (N, state_width) stage t-1 state of every atom; (N, 0) for t = 0.
+        """
+        n = species.shape[0]
+        mirrored = self.parity_average
         centre = edge_index[0]
         neighbour = edge_index[1]
-        # Edge vectors are formed in the input's precision (float64 positions keep float32 models
-        # exact to their own rounding, whatever the absolute coordinates), then cast.
-        vec = (pos[neighbour] - pos[centre] + shifts).to(self.embedding.weight.dtype)
+        vec = vec.to(self.embedding.weight.dtype)
         r = torch.sqrt((vec * vec).sum(-1))
         unit = vec / r.unsqueeze(-1)
         env = self.envelope(r)
         rbf = self.rbf(r)
 
-        # Layer 1 sees the neighbours' species embeddings only, and the frame-free power
-        # spectrum of each atom joins its scalars after layer 1: a neighbour's input to layer t
-        # then depends on atoms up to t-1 cutoffs from it, so the reach is num_layers * cutoff.
-        p = self.ps_mlp(self.power_spectrum(rbf, env, unit, species[neighbour], centre, n))
-        s = self.embedding(species)
+        if t == 0:
+            # Layer 1 sees the neighbours' species embeddings only, and the frame-free power
+            # spectrum of each atom joins its scalars after layer 1: a neighbour's input to layer
+            # t then depends on atoms up to t-1 cutoffs from it (reach: num_layers * cutoff).
+            frames, gate = self.frames(species, rbf, env, unit, centre, neighbour)
+            p = self.ps_mlp(self.power_spectrum(rbf, env, unit, species[neighbour], centre, n))
+            s = self.embedding(species)
+            rows = 2 * n if mirrored else n
+            if mirrored:
+                s = torch.cat([s, s], dim=0)
+            V = torch.zeros(rows, self.mul1, 3, dtype=vec.dtype, device=vec.device)
+            T = torch.zeros(rows, self.mul2, 3, 3, dtype=vec.dtype, device=vec.device)
+        else:
+            p = torch.zeros(0, dtype=vec.dtype, device=vec.device)  # (added after layer 1 only)
+            s, V, T, frames, gate = unpack_state(state.to(vec.dtype), self.mul0, self.mul1,
+                                                 self.mul2, mirrored)
 
         # gated local frames; every frame-dependent input carries its gates
-        frames, gate = self.frames(species, rbf, env, unit, centre, neighbour)
         Li = frames[centre]
         local_dir = torch.matmul(Li, unit.unsqueeze(-1)).squeeze(-1) * gate[centre].unsqueeze(-1)
         U = torch.matmul(Li, frames[neighbour].transpose(1, 2))
         pair_gate = gate[centre] * gate[neighbour]
-
-        if self.parity_average:
+        if mirrored:
             sign_v = self.mirror_vec.to(vec.dtype)
             sign_m = self.mirror_mat.to(vec.dtype)
             local_dir = torch.cat([local_dir, local_dir * sign_v], dim=0)
@@ -215,18 +263,18 @@ class EnergyModel(nn.Module):
             env = torch.cat([env, env], dim=0)
             centre = torch.cat([centre, centre + n], dim=0)
             neighbour = torch.cat([neighbour, neighbour + n], dim=0)
-            s = torch.cat([s, s], dim=0)
-            p = torch.cat([p, p], dim=0)
-        num_nodes = s.shape[0]
-        V = torch.zeros(num_nodes, self.mul1, 3, dtype=vec.dtype, device=vec.device)
-        T = torch.zeros(num_nodes, self.mul2, 3, 3, dtype=vec.dtype, device=vec.device)
-        for t, layer in enumerate(self.layers):
-            s, V, T = layer(s, V, T, U, local_dir, pair_gate, rbf, env, centre, neighbour)
-            if t == 0:
-                s = s + p
-        e = self.readout(s).squeeze(-1).to(torch.float64)
-        if self.parity_average:
-            e = 0.5 * (e[:n] + e[n:])
+        for k, layer in enumerate(self.layers):
+            if k == t:
+                s, V, T = layer(s, V, T, U, local_dir, pair_gate, rbf, env, centre, neighbour)
+        if t == 0:
+            if mirrored:
+                p = torch.cat([p, p], dim=0)
+            s = s + p
+        if t < self.num_layers - 1:
+            return pack_state(s, V, T, frames, gate, n, nlocal, mirrored)
+        e = self.readout(owned_rows(s, n, nlocal, mirrored)).squeeze(-1).to(torch.float64)
+        if mirrored:
+            e = 0.5 * (e[:nlocal] + e[nlocal:])
         return e * self.energy_scale + self.energy_shift
 
     def forward(self, data: Dict[str, Tensor], compute_forces: bool = True,
