@@ -10,6 +10,8 @@
 #include "force.h"
 #include "json.h"
 #include "memory.h"
+#include "modify.h"
+#include "compute.h"
 #include "neigh_list.h"
 #include "neighbor.h"
 #include "update.h"
@@ -406,6 +408,17 @@ void PairTFPot::init_style()
   if (comm->mode != Comm::SINGLE)
     error->all(FLERR, "pair tfpot supports only `comm_modify mode single`; remove `comm_modify "
                       "mode multi`");
+
+  // per-atom virials are not computed (forces come from one backward pass per stage); refuse
+  // them here rather than at the first step that asks
+  for (const auto &c : modify->get_compute_list()) {
+    const std::string style = c->style;
+    if (style.find("stress/atom") != std::string::npos)
+      error->all(FLERR,
+                 "pair tfpot does not support per-atom virial (compute {} {}); use the global "
+                 "pressure or remove the compute",
+                 c->id, style);
+  }
 
   // a full list of the owned atoms: each stage needs every edge of an owned centre, and
   // nothing of the ghosts but their states, which arrive by forward communication
