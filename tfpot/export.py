@@ -32,6 +32,7 @@ sent to ghosts after each stage but the last), units "metal", dtype, tfpot and t
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from typing import Any, Dict, Tuple, Union
@@ -106,9 +107,15 @@ def export_model(model: Union[EnergyModel, str, os.PathLike], path: Union[str, o
     """
     if not isinstance(model, EnergyModel):
         model = load_model(model)
+    # a copy: Module.to() and eval() work in place, and the caller's model must stay as it was
+    model = copy.deepcopy(model)
     if dtype is not None:
         model = model.to(resolve_dtype(dtype))
     model = model.cpu().eval()
+    # The engine differentiates with respect to edge vectors and states only: without weight
+    # gradients autograd saves fewer tensors for the backward pass (less memory per atom).
+    for p in model.parameters():
+        p.requires_grad_(False)
     param_dtype = model.embedding.weight.dtype
     meta = export_metadata(model, param_dtype)
     scripted = torch.jit.script(LocalEnergyModel(model))

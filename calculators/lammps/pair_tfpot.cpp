@@ -495,6 +495,10 @@ void PairTFPot::compute(int eflag, int vflag)
                "pair tfpot does not support per-atom virial (compute stress/atom or "
                "centroid/stress/atom); use the global pressure");
 
+  // forces are gradients: record the graph even if the caller (e.g. LAMMPS driven from Python
+  // inside torch.no_grad()) switched gradient mode off in this thread
+  torch::AutoGradMode enable_grad(true);
+
   const int nall = atom->nlocal + atom->nghost;
   species_buf.resize(nall);
   for (int i = 0; i < nall; ++i) species_buf[i] = type2species[atom->type[i]];
