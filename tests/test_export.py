@@ -182,3 +182,15 @@ def test_load_exported_reads_format_1_files(tmp_path):
                    _extra_files={"metadata.json": json.dumps(meta)})
     with pytest.raises(ValueError, match="re-export"):
         load_exported(path)
+
+
+def test_cli_export_writes_a_format_2_file(tmp_path, capsys):
+    # `tfpot export MODEL -o FILE` stays one command and writes what the pair style reads
+    from tfpot.cli import main
+
+    model = make_model()
+    model.save(tmp_path / "model.tfp")
+    assert main(["export", str(tmp_path / "model.tfp"), "-o", str(tmp_path / "model.pt")]) == 0
+    _, meta = load_exported(tmp_path / "model.pt")
+    assert meta["format_version"] == 2 and meta["num_stages"] == 2
+    assert "ghost shell is the cutoff (4.000 Å) + skin" in capsys.readouterr().out

@@ -10,6 +10,9 @@
      pair_style tfpot [device cpu|cuda|cuda:N] [jit_optimize yes|no]
      pair_coeff * * model.pt Cu Ni Al          (one element per atom type)
 
+   `halo skip_forward|skip_reverse` drops one direction of the exchange: a
+   negative control for the test suite (wrong results, with a warning).
+
    Per-layer halo exchange. The model's atomic energies are cut into
    `num_stages` stages (one per message-passing layer); each stage is computed
    for the owned atoms from their own edges (full neighbour list of owned
