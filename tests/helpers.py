@@ -32,3 +32,17 @@ def triclinic_cu(n_rattle=0.05, seed=0) -> Atoms:
     a.symbols[3] = "O"
     a.rattle(n_rattle, seed=seed)
     return a
+
+
+def flip_bit(path, needle: bytes, bit: int = 0) -> int:
+    """Flip one bit of the file at ``path`` inside the first occurrence of ``needle`` (the raw
+    bytes of a tensor, say), as a bad disk or a faulty copy would; returns the byte offset."""
+    data = bytearray(open(path, "rb").read())
+    at = data.find(needle)
+    assert at >= 0, "needle not found in the file"
+    assert data.find(needle, at + 1) < 0, "needle is not unique in the file"
+    offset = at + len(needle) // 2
+    data[offset] ^= 1 << bit
+    with open(path, "wb") as f:
+        f.write(data)
+    return offset
