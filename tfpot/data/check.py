@@ -51,6 +51,10 @@ def _sym(z: int) -> str:
     return chemical_symbols[z] if 0 < z < len(chemical_symbols) else f"Z={z}"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _fmt(values) -> str:
     return "(" + ", ".join(f"{v:.6g}" for v in np.asarray(values, dtype=float).ravel()) + ")"
 
@@ -119,8 +123,8 @@ def frame_problems(atoms: Atoms, where: str, *, min_distance: Optional[float] = 
                                 f"model knows ({known}); remove the frame or use a model "
                                 f"trained with {_sym(int(z[i]))}")
     problems += _label_problems(atoms, where, needs, pbc, facts)
-    if (min_distance is not None or facts is not None) and n > 1 and positions_ok and cell_ok \
-            and elements_ok:
+    if (min_distance is not None or facts is not None) and (n > 1 or (n and pbc.any())) \
+            and positions_ok and cell_ok and elements_ok:
         problems += _distance_problems(atoms, where, min_distance, facts)
     return problems
 
@@ -268,6 +272,15 @@ class DataCheck:
             self.energy_per_atom = (min(lo, e), max(hi, e))
         return problems
 
+    def unreadable_frame(self, error: DataFormatError) -> None:
+        """A frame that could not be read (e.g. an LMDB record failing its checksum); the
+        reading goes on with the next frame."""
+        self.frames += 1
+        self.bad_frames += 1
+        self.num_problems += 1
+        if len(self.problems) < MAX_LISTED:
+            self.problems.append(str(error))
+
     def stop(self, error: DataFormatError) -> None:
         """A file could not be read on (its reader's error counts as a problem)."""
         self.num_problems += 1
@@ -310,17 +323,26 @@ class DataCheck:
         if self.ok:
             out.append("  no problems")
         else:
-            out.append(f"  {self.num_problems} problems in {self.bad_frames} frames"
+            out.append(f"  {_count(self.num_problems, 'problem')} in "
+                       f"{_count(self.bad_frames, 'frame')}"
                        + (f" (+ {len(self.unreadable)} unreadable files)" if self.unreadable else "")
                        + (f"; the first {MAX_LISTED}:" if self.num_problems > MAX_LISTED else ":"))
             out += [f"  {p}" for p in self.problems]
         return out
+
+    def summary(self) -> str:
+        """One line: the verdict and the shortest distance."""
+        verdict = "no problems" if self.ok else f"{_count(self.num_problems, 'problem')}"
+        if self.closest is None:
+            return f"data check: {verdict}"
+        return (f"data check: {verdict}; shortest distance {self.closest[0]:.4g} Å "
+                f"({self.closest[1]}), minimum {self.min_distance:g} Å")
 
     def raise_if_problems(self, hint: str) -> None:
         """Raise :class:`DataCheckError` (first problem, how many more, ``hint``) if any."""
         if self.ok:
             return
         more = self.num_problems - 1
-        extra = f" (and {more} more problem{'s' if more > 1 else ''}; {hint})" if more else \
-            f" ({hint})" if hint else ""
-        raise DataCheckError(self.problems[0] + extra)
+        notes = ([f"and {more} more problem{'s' if more > 1 else ''}"] if more else []) + \
+            ([hint] if hint else [])
+        raise DataCheckError(self.problems[0] + (f" ({'; '.join(notes)})" if notes else ""))
