@@ -20,6 +20,8 @@ from typing import List, Optional
 
 import numpy as np
 
+from tfpot.errors import TfpotError
+
 ENSEMBLES = ("nve", "langevin", "nvt-berendsen", "npt")
 
 
@@ -182,6 +184,8 @@ def run_md(args: argparse.Namespace) -> int:
         dyn = make_dynamics(atoms, args.ensemble, args.timestep, args.temperature, args.friction,
                             args.seed, pressure_bar=args.pressure)
         atoms.get_forces()  # fail early (elements, overlaps) before the progress bar starts
+    except TfpotError:  # a bad model file: tfpot's one-line error (tfpot.cli)
+        raise
     except (ValueError, FileNotFoundError) as e:
         print(f"tfpot md: {e}", file=sys.stderr)
         return 1

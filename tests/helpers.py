@@ -46,3 +46,21 @@ def flip_bit(path, needle: bytes, bit: int = 0) -> int:
     with open(path, "wb") as f:
         f.write(data)
     return offset
+
+
+def flip_bit_in_zip_entry(path, suffix: str = "", bit: int = 0) -> str:
+    """Flip one bit in the middle of the largest stored entry of a zip archive (``torch.save`` /
+    TorchScript file) whose name ends with ``suffix``; returns the entry's name."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        infos = [i for i in z.infolist() if i.filename.endswith(suffix) and i.file_size > 0]
+        info = max(infos, key=lambda i: i.file_size)
+    data = bytearray(open(path, "rb").read())
+    header = struct.unpack_from("<IHHHHHIIIHH", data, info.header_offset)
+    start = info.header_offset + 30 + header[9] + header[10]
+    data[start + info.file_size // 2] ^= 1 << bit
+    with open(path, "wb") as f:
+        f.write(data)
+    return info.filename

@@ -69,7 +69,7 @@ def frame_list(frames: Sequence[int]) -> str:
 
 def step_error(step: int, epoch: int, batch: int, loss: Optional[float], source: str,
                batch_frames: Sequence[int], bad_frames: Sequence[int],
-               checkpoint: Optional[str]) -> NonFiniteError:
+               kept: Sequence[str]) -> NonFiniteError:
     """The one-line error of a step whose loss or gradient is not finite.
 
     Args:
@@ -78,19 +78,18 @@ def step_error(step: int, epoch: int, batch: int, loss: Optional[float], source:
         source: the data file the frame numbers refer to.
         batch_frames: frame numbers of the whole (global) batch.
         bad_frames: frame numbers whose loss terms are not finite (this rank's share).
-        checkpoint: description of the checkpoint kept on disk, or None if none was written.
+        kept: the files from before the failure that stay as they are (checkpoint, best model).
     """
     what = "the loss is " + (f"{loss}" if loss is not None and not np.isfinite(loss)
                              else "finite but a gradient is not")
     culprits = (f"non-finite errors in frame{'s' if len(bad_frames) > 1 else ''} "
                 f"{frame_list(bad_frames)} of {source}; " if bad_frames else "")
-    kept = (f"the last good checkpoint ({checkpoint}) and best_model.pt are kept"
-            if checkpoint else "no checkpoint was written yet")
     return NonFiniteError(
         f"training step {step} (epoch {epoch}, batch {batch}): {what}; {culprits}batch frames "
         f"{frame_list(batch_frames)} of {source}; the run stopped before updating the weights "
-        f"({kept}; no final model written); check these frames (tfpot train --check-data "
-        f"CONFIG), lower optimizer.lr or set training.grad_clip")
+        f"and wrote no final model; kept: {', '.join(kept) if kept else 'nothing (no checkpoint yet)'}; "
+        f"check these frames (tfpot train --check-data CONFIG), lower optimizer.lr or set "
+        f"training.grad_clip")
 
 
 def check_metrics(metrics: Mapping[str, float], what: str) -> None:

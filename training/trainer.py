@@ -198,14 +198,14 @@ class Trainer:
         self.history = list(state["history"])
         self.extra_state = dict(state.get("extra", {}))
         if self.out_dir is not None:
-            self._last_checkpoint = f"{self.out_dir / CHECKPOINT_NAME}, step {self.global_step}"
+            self._last_checkpoint = f"{self.out_dir / CHECKPOINT_NAME} (step {self.global_step})"
         self._session_start = time.perf_counter()
 
     def save_checkpoint(self) -> None:
         state = self.state_dict()  # collective: every rank calls it
         if self.out_dir is not None and self.ctx.is_main:
             save_checkpoint(state, self.out_dir / CHECKPOINT_NAME)
-            self._last_checkpoint = f"{self.out_dir / CHECKPOINT_NAME}, step {self.global_step}"
+            self._last_checkpoint = f"{self.out_dir / CHECKPOINT_NAME} (step {self.global_step})"
 
     def _save_model(self, name: str, extra: Dict[str, Any]) -> None:
         if self.out_dir is None or not self.ctx.is_main:
@@ -249,9 +249,12 @@ class Trainer:
         mine = np.array_split(positions, self.ctx.world_size)[self.ctx.rank]
         bad = [] if err is None else mine[nonfinite_graphs(err, t, self.loss_fn)]
         frames = self.train_set.frame_numbers
+        kept = [self._last_checkpoint] if self._last_checkpoint else []
+        if self.best["epoch"] >= 0 and self.out_dir is not None:
+            kept.append(f"{self.out_dir / 'best_model.pt'} (epoch {self.best['epoch'] + 1})")
         e = step_error(self.global_step + 1, self.epoch + 1, self.batch_in_epoch + 1,
-                       None if loss is None else float(loss), self.train_set.source_name,
-                       frames(positions), frames(bad), self._last_checkpoint)
+                       None if loss is None else float(loss.detach()), self.train_set.source_name,
+                       frames(positions), frames(bad), kept)
         self.log(f"stopped: {e}")
         return e
 

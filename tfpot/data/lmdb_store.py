@@ -146,7 +146,8 @@ def decode_record(value, where: str = "record") -> Dict[str, Any]:
         raise DataFormatError(f"{where}: not a tfpot record (bad magic {bytes(buf[:4])!r})")
     payload = memoryview(buf)[8:]
     if zlib.crc32(payload) != _U32.unpack_from(buf, 4)[0]:
-        raise DataFormatError(f"{where}: corrupt (checksum mismatch); rewrite the store")
+        raise DataFormatError(f"{where}: corrupt (checksum mismatch); rewrite the store with "
+                              f"`tfpot convert`")
     try:
         (n_meta,) = _U32.unpack_from(payload, 0)
         meta = json.loads(bytes(payload[4:4 + n_meta]))
