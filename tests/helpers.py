@@ -48,14 +48,15 @@ def flip_bit(path, needle: bytes, bit: int = 0) -> int:
     return offset
 
 
-def flip_bit_in_zip_entry(path, suffix: str = "", bit: int = 0) -> str:
+def flip_bit_in_zip_entry(path, contains: str = "/data/", bit: int = 0) -> str:
     """Flip one bit in the middle of the largest stored entry of a zip archive (``torch.save`` /
-    TorchScript file) whose name ends with ``suffix``; returns the entry's name."""
+    TorchScript file) whose name contains ``contains`` (default: tensor storages); returns the
+    entry's name."""
     import struct
     import zipfile
 
     with zipfile.ZipFile(path) as z:
-        infos = [i for i in z.infolist() if i.filename.endswith(suffix) and i.file_size > 0]
+        infos = [i for i in z.infolist() if contains in i.filename and i.file_size > 0]
         info = max(infos, key=lambda i: i.file_size)
     data = bytearray(open(path, "rb").read())
     header = struct.unpack_from("<IHHHHHIIIHH", data, info.header_offset)

@@ -19,7 +19,7 @@ from ase.data import atomic_numbers as _symbol_to_z
 
 from tfpot import __version__
 from tfpot.atomic_io import atomic_torch_save
-from tfpot.errors import FileIntegrityError
+from tfpot.errors import FileIntegrityError, short_reason
 from tfpot.inference import model_dtype
 from tfpot.integrity import nonfinite_tensors, seal, verify_payload
 from tfpot.model import EnergyModel
@@ -130,9 +130,9 @@ def load_model(path: Union[str, os.PathLike], device: Union[str, torch.device] =
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # not a torch file, truncated, or pickled code
-        raise FileIntegrityError(f"{path}: not a readable tfpot model file ({type(e).__name__}: "
-                                 f"{str(e).splitlines()[0] if str(e) else ''}); the file is torn "
-                                 f"or of another kind: use the model file from tfpot train") from e
+        raise FileIntegrityError(f"{path}: not a readable tfpot model file ({short_reason(e)}); "
+                                 f"the file is torn or of another kind: use a model file from "
+                                 f"tfpot train") from e
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
         raise FileIntegrityError(f"{path}: not a tfpot model file (no '{MODEL_FORMAT}' format "
                                  "marker); TorchScript exports (tfpot export) are for LAMMPS and "

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from tfpot import __version__
 from tfpot.atomic_io import atomic_path
 from tfpot.builder import load_model, resolve_dtype
-from tfpot.errors import FileIntegrityError
+from tfpot.errors import FileIntegrityError, short_reason
 from tfpot.integrity import CHECKSUM_KEY, export_digest, verify_export
 from tfpot.model import EnergyModel
 
@@ -115,9 +115,9 @@ def load_exported(path: Union[str, os.PathLike]) -> Tuple[torch.jit.ScriptModule
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as e:
-        reason = str(e).splitlines()[0] if str(e) else ""
-        raise FileIntegrityError(f"{path}: not a TorchScript file, or a torn one ({type(e).__name__}: "
-                                 f"{reason}); export the model again with `tfpot export`") from e
+        raise FileIntegrityError(f"{path}: not a TorchScript file, or a torn one "
+                                 f"({short_reason(e)}); export the model again with "
+                                 f"`tfpot export`") from e
     if not extra[METADATA_FILE]:
         raise FileIntegrityError(f"{path}: no {METADATA_FILE}; not a tfpot export (run 'tfpot export')")
     try:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from tfpot.atomic_io import atomic_torch_save, atomic_write_text  # noqa: F401 (re-exported)
-from tfpot.errors import FileIntegrityError
+from tfpot.errors import FileIntegrityError, short_reason
 from tfpot.integrity import seal, verify_payload
 
 CHECKPOINT_FORMAT = "tfpot-checkpoint"
@@ -80,9 +80,8 @@ def load_checkpoint(path: Union[str, os.PathLike], map_location: Any = "cpu") ->
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        reason = str(e).splitlines()[0] if str(e) else ""
         raise FileIntegrityError(f"{path}: not a readable checkpoint, torn or truncated "
-                                 f"({type(e).__name__}: {reason}); {fix}") from e
+                                 f"({short_reason(e)}); {fix}") from e
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise FileIntegrityError(f"{path}: not a tfpot training checkpoint (a model file? models "
                                  f"are loaded with tfpot.load_model)")
