@@ -165,12 +165,27 @@ def test_nonfinite_predictions(tmp_path, capsys):
           "outside anything it can describe")
 
 
+def stale(path):
+    """A temporary file as a writer killed an hour ago leaves it."""
+    import os
+    import time
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\0" * 4096)
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    return path
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, frames):
     tmp = tmp_path_factory.mktemp("run")
     data = write_xyz(tmp / "data.xyz", frames)
     cfg = config(tmp, data)
+    left = stale(tmp / "run" / ".checkpoint.pt.a1b2c3d4.tmp")
     assert main(["train", str(cfg), "--quiet"]) == 0
+    assert not left.exists()                              # removed at the start of training
+    assert "removed .checkpoint.pt.a1b2c3d4.tmp" in (tmp / "run" / "train.log").read_text()
     return tmp
 
 
@@ -249,16 +264,12 @@ def test_convert_demo_token(tmp_path, capsys):
 
 # ---------------------------------------------------------------- temporary files
 def test_stale_temp_files_removed_at_next_start(tmp_path, capsys):
-    import os
-    import time
-
-    stale = tmp_path / ".demo.lmdb.k2j4h5g6.tmp"
-    stale.write_bytes(b"\0" * 4096)                       # what a killed convert leaves
-    other = tmp_path / ".other.lmdb.k2j4h5g6.tmp"         # another target's: not touched
-    other.write_bytes(b"x")
-    old = time.time() - 3600
-    for p in (stale, other):
-        os.utime(p, (old, old))
+    left = stale(tmp_path / ".demo.lmdb.k2j4h5g6.tmp")    # what a killed convert leaves
+    other = stale(tmp_path / ".other.lmdb.k2j4h5g6.tmp")  # another target's: not touched
     assert main(["convert", "tfpot:demo", "-o", str(tmp_path / "demo.lmdb")]) == 0
-    assert f"removed {stale}" in capsys.readouterr().out
-    assert not stale.exists() and other.exists()
+    assert f"removed {left}" in capsys.readouterr().out
+    assert not left.exists() and other.exists()
+    left = stale(tmp_path / ".model.pt.q9w8e7r6.tmp")     # what a killed export leaves
+    assert main(["export", str(model_file(tmp_path / "m")), "-o", str(tmp_path / "model.pt")]) == 0
+    assert f"removed {left}" in capsys.readouterr().out and not left.exists()
+    assert other.exists() and (tmp_path / "model.pt").exists()

@@ -527,7 +527,8 @@ run 0
 """
     proc = lmp_run(tmp_path, script)
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, f"LAMMPS accepted an invalid setup:\n{out[-2000:]}"
+    loaded = [line for line in out.splitlines() if line.startswith("pair tfpot: model")]
+    assert proc.returncode != 0, f"LAMMPS accepted an invalid setup:\n{loaded}\n{out[-2000:]}"
     errors = [line for line in out.splitlines() if line.startswith("ERROR")]
     assert errors, f"no ERROR line:\n{out[-2000:]}"
     return errors[0]

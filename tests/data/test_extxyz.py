@@ -92,3 +92,13 @@ def test_plain_xyz(tmp_path):
                                               r"but an XYZ atom line without a Properties key "
                                               r"has 4 \(species x y z\)"):
         read_structures(path)
+
+
+def test_option_of_another_format(water_file):
+    path, _ = water_file
+    with pytest.raises(DataFormatError) as err:
+        read_structures(path, target="U0")
+    assert str(err.value) == ("water.xyz: option(s) target do not apply to format 'extxyz' (it "
+                              "takes energy_key, forces_key, index, stress_key); remove them "
+                              "(data.options)")
+    assert isinstance(err.value, TypeError)  # still a TypeError for Python callers

@@ -108,3 +108,19 @@ def test_check_metrics():
     with pytest.raises(NonFiniteError, match=r"^epoch 1 validation metrics are not finite "
                                              r"\(forces_mae nan\)"):
         check_metrics({"energy_mae": 0.1, "forces_mae": float(np.nan)}, "epoch 1 validation")
+
+
+def test_nonfinite_validation_metrics_stop_the_run(tiny_config, tmp_path):
+    """Finite live weights but NaN EMA weights (as a NaN that entered the average would give):
+    the validation metrics are NaN; the run stops there and best_model.pt is never written."""
+    def poison_ema(trainer):
+        if trainer.global_step == trainer.steps_per_epoch:  # last step of epoch 1
+            trainer.ema.shadow[0].fill_(math.nan)
+
+    cfg = tiny_config(training={"max_epochs": 2})
+    with pytest.raises(NonFiniteError, match=r"^epoch 1 training/validation metrics are not "
+                                             r"finite \(val_energy_mae nan, .*\): a frame gives a "
+                                             r"non-finite prediction or label"):
+        train_from_config(cfg, callbacks=[poison_ema], verbose=False)
+    out = tmp_path / "run"
+    assert not (out / "best_model.pt").exists() and not (out / "final_model.pt").exists()
