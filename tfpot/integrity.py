@@ -29,7 +29,6 @@ A file whose checksum does not match is refused with :class:`~tfpot.errors.FileI
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import struct
 from typing import Any, Dict, Iterable, List, Mapping, Tuple, Union
@@ -192,7 +191,3 @@ def nonfinite_tensors(named: Mapping[str, Any]) -> List[str]:
                 bad.append(name)
     return bad
 
-
-def is_finite_number(x: Any) -> bool:
-    """True for a finite int/float (False for NaN, inf or a non-number)."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

@@ -31,12 +31,10 @@ class NonFiniteError(TfpotError):
 
 def step_is_finite(loss: Optional[Tensor], params: Iterable[torch.nn.Parameter], ctx) -> bool:
     """True on every rank when every rank's loss and every (reduced) gradient are finite."""
-    ok = loss is None or bool(torch.isfinite(loss.detach()).all())
-    if ok:
-        for p in params:
-            if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
-                ok = False
-                break
+    flags = [torch.isfinite(p.grad).all() for p in params if p.grad is not None]
+    if loss is not None:
+        flags.append(torch.isfinite(loss.detach()).all())
+    ok = bool(torch.stack(flags).all()) if flags else True  # one device sync
     return not ctx.any(not ok)
 
 

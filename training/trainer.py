@@ -33,17 +33,17 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
+from tfpot.atomic_io import remove_stale_temp_files
+from tfpot.data.check import DataCheck
 from tfpot.model import EnergyModel
 from tfpot.training.checkpoint import (CHECKPOINT_NAME, atomic_write_text, load_checkpoint,
                                        rng_state, save_checkpoint, set_rng_state)
 from tfpot.training.config import ConfigError, TrainConfig, config_from_dict, load_config
-from tfpot.atomic_io import remove_stale_temp_files
-from tfpot.data.check import DataCheck
 from tfpot.training.data import (StructureSet, atoms_set, labels_needed, load_splits,
                                  verify_data)
 from tfpot.training.distributed import (DistContext, ShardedBatchSampler, all_reduce_gradients,
@@ -93,7 +93,8 @@ class Trainer:
         self.verbose = verbose
         tc = cfg.training
         if len(train) == 0:
-            raise ValueError("the training set is empty")
+            raise ConfigError("the training set is empty; give data.split.train > 0 or a "
+                              "non-empty data.train")
 
         self.loss_fn = WeightedLoss(cfg.loss.energy_weight, cfg.loss.forces_weight,
                                     cfg.loss.stress_weight, cfg.loss.per_atom_energy,
@@ -103,8 +104,8 @@ class Trainer:
                           ("stress", "stress_weight")):
             if getattr(cfg.loss, key) > 0 and labels[term] == 0:
                 hint = " (energy-only training, e.g. QM9)" if term == "forces" else ""
-                raise ValueError(f"loss.{key} is {getattr(cfg.loss, key):g} but no training "
-                                 f"structure has {term} labels; set loss.{key}: 0{hint}")
+                raise ConfigError(f"loss.{key} is {getattr(cfg.loss, key):g} but no training "
+                                  f"structure has {term} labels; set loss.{key}: 0{hint}")
         self.compute_forces = cfg.loss.forces_weight > 0
         self.compute_stress = cfg.loss.stress_weight > 0
 
@@ -583,7 +584,8 @@ def _check_resume_config(old: Mapping[str, Any], new: Mapping[str, Any], path: P
                           f"{', '.join(RESUMABLE_KEYS)} may change. Start a new output_dir instead.")
 
 
-def _needs(cfg: TrainConfig):
+def _needs(cfg: TrainConfig) -> Tuple[str, ...]:
+    """The labels the config's loss uses (what the data check requires of every frame)."""
     return labels_needed(cfg.loss.energy_weight, cfg.loss.forces_weight, cfg.loss.stress_weight)
 
 
