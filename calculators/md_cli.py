@@ -187,7 +187,7 @@ def run_md(args: argparse.Namespace) -> int:
     except TfpotError:  # a bad model file: tfpot's one-line error (tfpot.cli)
         raise
     except (ValueError, FileNotFoundError) as e:
-        print(f"tfpot md: {e}", file=sys.stderr)
+        print(f"tfpot md: error: {e}", file=sys.stderr)
         return 1
 
     n = len(atoms)
@@ -225,7 +225,7 @@ def run_md(args: argparse.Namespace) -> int:
         dyn.run(args.steps)
     except ValueError as e:  # e.g. atoms overlapping during the run
         bar.close()
-        print(f"tfpot md: stopped at step {state['step']}: {e}", file=sys.stderr)
+        print(f"tfpot md: error: stopped at step {state['step']}: {e}", file=sys.stderr)
         return 1
     finally:
         if writer is not None:

@@ -65,7 +65,7 @@ def run_relax(args: argparse.Namespace) -> int:
     except TfpotError:  # a bad model file: tfpot's one-line error (tfpot.cli)
         raise
     except ValueError as e:
-        print(f"tfpot relax: {e}", file=sys.stderr)
+        print(f"tfpot relax: error: {e}", file=sys.stderr)
         return 1
     wall = time.perf_counter() - t0
     e1 = atoms.get_potential_energy()

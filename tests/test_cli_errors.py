@@ -158,11 +158,18 @@ def test_nonfinite_predictions(tmp_path, capsys):
     m = tfpot.build_model(["H", "C", "O"], cutoff=4.0, preset="small", hidden=16)
     with torch.no_grad():
         m.energy_scale.fill_(1e308)                       # finite, but predictions overflow
+        m.energy_shift.fill_(1e308)
     m.save(path)
     check(*run(capsys, ["eval", path, "tfpot:demo"], tmp_path),
           "tfpot eval: error: {tmp}/huge.pt: predictions on ethanol_gfn2.npz are not finite "
           "({any}); the model file is broken (retrain or use another) or these frames are "
           "outside anything it can describe")
+    water = tmp_path / "water.xyz"
+    ase.io.write(water, Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]))
+    check(*run(capsys, ["md", water, path, "--steps", "2"], tmp_path),
+          "tfpot md: error: TFPotCalculator: the model's energy, free_energy are not finite for "
+          "this structure; the model file is broken or the structure lies far outside its "
+          "training data")
 
 
 def stale(path):
