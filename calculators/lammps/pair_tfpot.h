@@ -97,6 +97,7 @@ class PairTFPot : public Pair {
   torch::Dtype dtype;            // dtype of the model (edge vectors and states)
   std::string model_path;
   std::string dtype_name;
+  std::string checksum_status;   // "checksum verified", or why the export was not verified
 
   // metadata.json
   std::vector<int> species_z;    // atomic numbers in model order
