@@ -36,7 +36,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -179,24 +179,29 @@ def peak_memory(cmd: List[str], cwd: Path) -> float:
     return int(m.group(1)) / 1024.0
 
 
-def memory_table(sizes: List[int], models: Dict[str, Path], plugin: Path, workdir: Path) -> None:
+def memory_table(sizes: List[int], models: Dict[str, Path], plugin: Path, workdir: Path,
+                 recompute: Sequence[str] = ("no", "yes")) -> None:
+    """Peak memory of one force evaluation on 1 rank, per dtype and ``recompute`` setting."""
     print("\nPeak memory, tfpot in LAMMPS, 1 rank, one force evaluation (run 0):")
-    print(f"{'atoms':>8} {'dtype':>8} {'peak MB':>9} {'MB/atom':>8} {'marginal MB/atom':>17}")
+    print(f"{'atoms':>8} {'dtype':>8} {'recompute':>9} {'peak MB':>9} {'MB/atom':>8} "
+          f"{'marginal MB/atom':>17}")
     for dtype, model in models.items():
-        previous: Optional[tuple] = None
-        for size in sizes:
-            atoms = cu_cell(size)
-            data = workdir / f"mem_{len(atoms)}.data"
-            write_lammps_data(data, atoms)
-            (workdir / "in.mem").write_text(
-                f"plugin load {plugin}\nunits metal\natom_style atomic\nread_data {data}\n"
-                f"pair_style tfpot\npair_coeff * * {model} Cu\nrun 0\n")
-            mb = peak_memory(lammps_command("in.mem"), workdir)
-            marginal = "" if previous is None else \
-                f"{(mb - previous[1]) / (len(atoms) - previous[0]):.4f}"
-            print(f"{len(atoms):>8d} {dtype:>8} {mb:>9.0f} {mb / len(atoms):>8.4f} {marginal:>17}",
-                  flush=True)
-            previous = (len(atoms), mb)
+        for rec in recompute:
+            previous: Optional[tuple] = None
+            for size in sizes:
+                atoms = cu_cell(size)
+                data = workdir / f"mem_{len(atoms)}.data"
+                if not data.exists():
+                    write_lammps_data(data, atoms)
+                (workdir / "in.mem").write_text(
+                    f"plugin load {plugin}\nunits metal\natom_style atomic\nread_data {data}\n"
+                    f"pair_style tfpot recompute {rec}\npair_coeff * * {model} Cu\nrun 0\n")
+                mb = peak_memory(lammps_command("in.mem"), workdir)
+                marginal = "" if previous is None else \
+                    f"{(mb - previous[1]) / (len(atoms) - previous[0]):.4f}"
+                print(f"{len(atoms):>8d} {dtype:>8} {rec:>9} {mb:>9.0f} {mb / len(atoms):>8.4f} "
+                      f"{marginal:>17}", flush=True)
+                previous = (len(atoms), mb)
 
 
 def rate(result: Result, basis: str) -> float:
@@ -232,6 +237,10 @@ def main(argv=None) -> int:
     p.add_argument("--skip", nargs="*", default=[], help="row names (substrings) to leave out")
     p.add_argument("--memory", type=int, nargs="*", default=[],
                    help="atom counts for the peak-memory table (tfpot LAMMPS, 1 rank)")
+    p.add_argument("--memory-dtypes", nargs="*", default=["float64", "float32"],
+                   choices=["float64", "float32"])
+    p.add_argument("--memory-recompute", nargs="*", default=["no", "yes"], choices=["no", "yes"])
+    p.add_argument("--memory-only", action="store_true", help="skip the speed table")
     p.add_argument("--basis", choices=["wall", "cpu"], default="wall",
                    help="rate the ratios use: wall clock (quiet machine) or atom-steps per "
                         "CPU-second of each rank (a loaded machine, where a process gets a "
@@ -271,6 +280,8 @@ def main(argv=None) -> int:
                 rows.append(Row(f"tfpot {args.preset} {d}, LAMMPS, {ranks} rank(s)", "lammps", ranks,
                                 f"pair_style tfpot\npair_coeff * * {exports[d]} Cu"))
         rows = [r for r in rows if not any(s in r.name for s in args.skip)]
+        if args.memory_only:
+            rows = []
 
         best: Dict[str, Result] = {}
         for rnd in range(args.rounds):
@@ -285,12 +296,14 @@ def main(argv=None) -> int:
                 print(f"  round {rnd + 1}: {row.name}: {res.atom_steps_per_s:,.0f} atom-steps/s wall, "
                       f"{res.per_cpu_s:,.0f} per CPU-second ({time.perf_counter() - t0:.0f} s)",
                       flush=True)
-        load = os.getloadavg()
-        print(f"\n{len(atoms)}-atom Cu, one thread per rank, best of {args.rounds} round(s); "
-              f"load average at the end {load[0]:.2f}; ratios from {args.basis} rates")
-        print_table(rows, best, args.preset, args.basis)
+        if rows:
+            load = os.getloadavg()
+            print(f"\n{len(atoms)}-atom Cu, one thread per rank, best of {args.rounds} round(s); "
+                  f"load average at the end {load[0]:.2f}; ratios from {args.basis} rates")
+            print_table(rows, best, args.preset, args.basis)
         if args.memory:
-            memory_table(args.memory, exports, plugin, tmp)
+            memory_table(args.memory, {d: exports[d] for d in args.memory_dtypes}, plugin, tmp,
+                         args.memory_recompute)
     return 0
 
 

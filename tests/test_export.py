@@ -180,7 +180,7 @@ def test_load_exported_reads_format_1_files(tmp_path):
     meta["format_version"] = 3
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path,
                    _extra_files={"metadata.json": json.dumps(meta)})
-    with pytest.raises(ValueError, match="re-export"):
+    with pytest.raises(ValueError, match="export the model again"):
         load_exported(path)
 
 

@@ -328,7 +328,7 @@ std::string checksum_problem(const std::string &path, const json &meta,
 /* ---------------------------------------------------------------------- */
 
 PairTFPot::PairTFPot(LAMMPS *lmp) :
-    Pair(lmp), model_loaded(false), jit_optimize(false), halo_mode(HALO_EXCHANGE),
+    Pair(lmp), model_loaded(false), jit_optimize(false), recompute(false), halo_mode(HALO_EXCHANGE),
     device(torch::kCPU), dtype(torch::kFloat64), cutoff(0.0), receptive_field(0.0), num_hops(0),
     num_stages(0), halo_data(nullptr), halo_width(0), halo_bytes_peak(0)
 {
@@ -366,7 +366,7 @@ void PairTFPot::allocate()
 }
 
 /* ----------------------------------------------------------------------
-   pair_style tfpot [device cpu|cuda|cuda:N] [jit_optimize yes|no]
+   pair_style tfpot [device cpu|cuda|cuda:N] [jit_optimize yes|no] [recompute yes|no]
 ------------------------------------------------------------------------- */
 
 void PairTFPot::settings(int narg, char **arg)
@@ -407,6 +407,11 @@ void PairTFPot::settings(int narg, char **arg)
                               "results are WRONG (a negative control for tests)",
                        arg[iarg + 1]);
       iarg += 2;
+    } else if (strcmp(arg[iarg], "recompute") == 0) {
+      if (iarg + 1 >= narg)
+        error->all(FLERR, "pair_style tfpot: 'recompute' needs a value (yes or no)");
+      recompute = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
+      iarg += 2;
     } else if (strcmp(arg[iarg], "jit_optimize") == 0) {
       if (iarg + 1 >= narg)
         error->all(FLERR, "pair_style tfpot: 'jit_optimize' needs a value (yes or no)");
@@ -415,7 +420,7 @@ void PairTFPot::settings(int narg, char **arg)
     } else {
       error->all(FLERR,
                  "pair_style tfpot: unknown keyword '{}' (expected: device cpu|cuda|cuda:N, "
-                 "jit_optimize yes|no)",
+                 "jit_optimize yes|no, recompute yes|no)",
                  arg[iarg]);
     }
   }
@@ -767,6 +772,7 @@ void PairTFPot::compute(int eflag, int vflag)
   run_stages(vec, stage_inputs, stage_outputs);
   torch::Tensor energies = stage_outputs.back();
   torch::Tensor grad_vec = backpropagate(vec, stage_inputs, stage_outputs);
+  step_species = step_edge_index = torch::Tensor();
 
   if (atom->nlocal > 0) {
     apply_edge_forces(grad_vec);
@@ -835,17 +841,27 @@ void PairTFPot::run_stages(torch::Tensor &vec, std::vector<torch::Tensor> &stage
   // copies: the buffers are reused at the next step while tensors may outlive this call
   vec = torch::from_blob(vec_buf.data(), {nedges, 3}, f64).to(device, dtype, false, true);
   vec.requires_grad_(true);
-  torch::Tensor species =
+  step_species =
       torch::from_blob(species_buf.data(), {nall}, i64).to(device, torch::kInt64, false, true);
-  torch::Tensor edge_index =
+  step_edge_index =
       torch::from_blob(edge_buf.data(), {2, nedges}, i64).to(device, torch::kInt64, false, true);
 
   stage_inputs.assign(num_stages, torch::Tensor());
   stage_outputs.assign(num_stages, torch::Tensor());
   torch::Tensor state = torch::zeros({nall, 0}, opts);
+  stage_inputs[0] = state;
   for (int t = 0; t < num_stages; ++t) {
     torch::Tensor out;
-    if (nlocal > 0) out = call_stage(t, vec, species, edge_index, state);
+    if (nlocal > 0) {
+      // with `recompute yes` only the last stage keeps its graph now; the others are run
+      // again, one at a time, in the backward pass (one stage's graph in memory at a time)
+      if (recompute && t + 1 < num_stages) {
+        torch::NoGradGuard no_graph;
+        out = call_stage(t, vec, step_species, step_edge_index, state);
+      } else {
+        out = call_stage(t, vec, step_species, step_edge_index, state);
+      }
+    }
     stage_outputs[t] = out;
     if (t + 1 < num_stages) {
       const int width = state_widths[t];
@@ -902,6 +918,8 @@ torch::Tensor PairTFPot::backpropagate(const torch::Tensor &vec,
 
   for (int t = num_stages - 1; t >= 0; --t) {
     torch::Tensor grad_state;    // dE/d(stage t input state), all rows
+    if (nlocal > 0 && recompute && t + 1 < num_stages)
+      stage_outputs[t] = call_stage(t, vec, step_species, step_edge_index, stage_inputs[t]);
     if (nlocal > 0 && stage_outputs[t].requires_grad()) {
       std::vector<torch::Tensor> wrt{vec};
       if (t > 0) wrt.push_back(stage_inputs[t]);

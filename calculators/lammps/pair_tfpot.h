@@ -7,9 +7,11 @@
      plugin load /abs/path/tfpotplugin.so      (from `tfpot lammps build`)
      units metal
      newton on                                 (default)
-     pair_style tfpot [device cpu|cuda|cuda:N] [jit_optimize yes|no]
+     pair_style tfpot [device cpu|cuda|cuda:N] [jit_optimize yes|no] [recompute yes|no]
      pair_coeff * * model.pt Cu Ni Al          (one element per atom type)
 
+   `recompute yes` keeps one stage's autograd graph in memory at a time (the
+   earlier stages run again in the backward pass): less memory, more time.
    `halo skip_forward|skip_reverse` drops one direction of the exchange: a
    negative control for the test suite (wrong results, with a warning).
 
@@ -92,6 +94,7 @@ class PairTFPot : public Pair {
   torch::jit::Module model;
   bool model_loaded;
   bool jit_optimize;             // TorchScript graph-executor optimisation (default off)
+  bool recompute;                // keep one stage's autograd graph at a time (less memory)
   int halo_mode;                 // HaloMode; HALO_EXCHANGE unless testing
   torch::Device device;
   torch::Dtype dtype;            // dtype of the model (edge vectors and states)
@@ -115,6 +118,8 @@ class PairTFPot : public Pair {
   std::vector<int64_t> edge_buf;      // centres i, then (after the loop) neighbours j
   std::vector<int64_t> edge_j_buf;    // neighbours j while collecting
   std::vector<double> vec_buf;        // edge vectors x_j - x_i, (E, 3)
+  torch::Tensor step_species;         // this step's model inputs (kept for recomputed stages)
+  torch::Tensor step_edge_index;
 
   // the exchange in flight: rows of `halo_width` doubles per atom (owned, then ghosts)
   double *halo_data;

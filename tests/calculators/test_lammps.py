@@ -79,6 +79,16 @@ def test_three_layers_with_mirror_average_exact(plugin, exported_deep, nprocs, t
     assert_exact(got, ase_reference(model, atoms), f"3 layers, parity average, {nprocs} rank(s)")
 
 
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_recompute_keeps_exactness(plugin, exported_deep, nprocs, tmp_path):
+    """`recompute yes` runs stages 0..T-2 again in the backward pass: same numbers."""
+    path, model = exported_deep
+    atoms = alloy_cell(seed=9)
+    got, proc = lammps_eval(plugin, path, atoms, ALLOY_ELEMENTS, tmp_path, nprocs=nprocs,
+                            pair_style="pair_style tfpot recompute yes")
+    assert_exact(got, ase_reference(model, atoms), f"recompute yes, {nprocs} rank(s)")
+
+
 MIGRATE_STEPS = 60
 
 
