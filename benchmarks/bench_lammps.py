@@ -12,8 +12,9 @@ quadratic SNAP, and the ghost atoms per rank.
 
 On a shared machine, ``--rounds R`` runs every row once per round, interleaved, and reports
 each row's best round (the least disturbed), and ``--basis cpu`` takes ratios from atom-steps
-per CPU-second of each rank (LAMMPS' "% CPU use", the ASE process's CPU time) instead of the
-wall clock; compare rows of the same run only.
+per CPU-second of each rank (user + system time: for LAMMPS rows the whole run's share of a core
+applied to the timed loop, for ASE rows the timed steps' CPU time) instead of the wall clock;
+compare rows of the same run only.
 
     python benchmarks/bench_lammps.py                          # 4000 atoms, the whole table
     python benchmarks/bench_lammps.py --atoms 500 --steps 3 --rounds 3
@@ -45,7 +46,12 @@ from tfpot.calculators.lammps_build import build_plugin, find_lammps, lammps_com
 A_CU = 3.61  # Å, fcc lattice constant
 LOOP = re.compile(r"Loop time of ([0-9.eE+-]+) on (\d+) procs for (\d+) steps with (\d+) atoms")
 NGHOST = re.compile(r"Nghost:\s+([0-9.eE+-]+) ave")
-CPU_USE = re.compile(r"([0-9.]+)% CPU use with")
+USAGE = re.compile(r"^USAGE ([0-9.eE+-]+) ([0-9.eE+-]+)$", re.MULTILINE)
+# runs a command and prints the user + system CPU seconds of it and its children, and the wall
+WATCHER = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+           "r = subprocess.run(sys.argv[1:]); w = time.perf_counter() - t; "
+           "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+           "print('USAGE', u.ru_utime + u.ru_stime, w); sys.exit(r.returncode)")
 
 
 @dataclass
@@ -121,15 +127,20 @@ def run_lammps_row(row: Row, data: Path, plugin: Path, steps: int, warmup: int, 
     (workdir / "in.bench").write_text(LAMMPS_INPUT.format(
         plugin_line=plugin_line, data=data, pair=row.pair, steps=steps, warmup=warmup))
     cmd = lammps_command("in.bench", nprocs=row.ranks)
-    proc = subprocess.run(cmd, cwd=workdir, env=lammps_env(threads=1), capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run([sys.executable, "-c", WATCHER, *cmd], cwd=workdir,
+                          env=lammps_env(threads=1), capture_output=True, text=True,
+                          timeout=timeout)
     loops = LOOP.findall(proc.stdout)
-    if proc.returncode != 0 or len(loops) < 2:
+    usage = USAGE.findall(proc.stdout)
+    if proc.returncode != 0 or len(loops) < 2 or not usage:
         print(proc.stdout[-3000:], proc.stderr[-2000:], file=sys.stderr)
         raise SystemExit(f"LAMMPS failed for row {row.name!r}")
     loop_time, _, nsteps, natoms = loops[-1]
     ghosts = NGHOST.findall(proc.stdout)
-    cpu_share = float(CPU_USE.findall(proc.stdout)[-1]) / 100.0  # per rank, over the timed run
+    # share of a core each rank had: user + system CPU time of all processes over ranks x wall
+    # (LAMMPS' own "% CPU use" leaves out system time, e.g. page faults)
+    cpu_s, wall_s = (float(v) for v in usage[-1])
+    cpu_share = cpu_s / (row.ranks * wall_s)
     work = int(natoms) * int(nsteps)
     return Result(work / float(loop_time), work / (float(loop_time) * min(cpu_share, 1.0)),
                   float(ghosts[-1]) if ghosts else float("nan"))

@@ -8,8 +8,11 @@
      units metal
      newton on                                 (default)
      pair_style tfpot [device cpu|cuda|cuda:N] [jit_optimize yes|no] [recompute yes|no]
+                      [memory_reuse yes|no]
      pair_coeff * * model.pt Cu Ni Al          (one element per atom type)
 
+   `memory_reuse yes` (default) keeps memory freed after a step in the heap
+   for the next one (glibc mallopt), instead of page-faulting it in again.
    `recompute yes` keeps one stage's autograd graph in memory at a time (the
    earlier stages run again in the backward pass): less memory, more time.
    `halo skip_forward|skip_reverse` drops one direction of the exchange: a
@@ -77,6 +80,7 @@ class PairTFPot : public Pair {
   void load_model(const std::string &path);
   void read_metadata(const std::string &path, const std::string &text);
   void check_pair_coverage();
+  void keep_freed_memory();
 
   // one force evaluation, in the order compute() calls them
   int64_t collect_edges();
@@ -95,6 +99,7 @@ class PairTFPot : public Pair {
   bool model_loaded;
   bool jit_optimize;             // TorchScript graph-executor optimisation (default off)
   bool recompute;                // keep one stage's autograd graph at a time (less memory)
+  bool memory_reuse;             // keep freed memory in the heap (glibc mallopt; default on)
   int halo_mode;                 // HaloMode; HALO_EXCHANGE unless testing
   torch::Device device;
   torch::Dtype dtype;            // dtype of the model (edge vectors and states)
