@@ -191,9 +191,10 @@ def peak_memory(cmd: List[str], cwd: Path) -> float:
 
 
 def memory_table(sizes: List[int], models: Dict[str, Path], plugin: Path, workdir: Path,
-                 recompute: Sequence[str] = ("no", "yes")) -> None:
+                 recompute: Sequence[str] = ("no", "yes"), reuse: str = "yes") -> None:
     """Peak memory of one force evaluation on 1 rank, per dtype and ``recompute`` setting."""
-    print("\nPeak memory, tfpot in LAMMPS, 1 rank, one force evaluation (run 0):")
+    print(f"\nPeak memory, tfpot in LAMMPS, 1 rank, one force evaluation (run 0), "
+          f"memory_reuse {reuse}:")
     print(f"{'atoms':>8} {'dtype':>8} {'recompute':>9} {'peak MB':>9} {'MB/atom':>8} "
           f"{'marginal MB/atom':>17}")
     for dtype, model in models.items():
@@ -206,7 +207,7 @@ def memory_table(sizes: List[int], models: Dict[str, Path], plugin: Path, workdi
                     write_lammps_data(data, atoms)
                 (workdir / "in.mem").write_text(
                     f"plugin load {plugin}\nunits metal\natom_style atomic\nread_data {data}\n"
-                    f"pair_style tfpot recompute {rec}\npair_coeff * * {model} Cu\nrun 0\n")
+                    f"pair_style tfpot recompute {rec} memory_reuse {reuse}\npair_coeff * * {model} Cu\nrun 0\n")
                 mb = peak_memory(lammps_command("in.mem"), workdir)
                 marginal = "" if previous is None else \
                     f"{(mb - previous[1]) / (len(atoms) - previous[0]):.4f}"
@@ -251,6 +252,7 @@ def main(argv=None) -> int:
     p.add_argument("--memory-dtypes", nargs="*", default=["float64", "float32"],
                    choices=["float64", "float32"])
     p.add_argument("--memory-recompute", nargs="*", default=["no", "yes"], choices=["no", "yes"])
+    p.add_argument("--memory-reuse", default="yes", choices=["yes", "no"])
     p.add_argument("--memory-only", action="store_true", help="skip the speed table")
     p.add_argument("--basis", choices=["wall", "cpu"], default="wall",
                    help="rate the ratios use: wall clock (quiet machine) or atom-steps per "
@@ -314,7 +316,7 @@ def main(argv=None) -> int:
             print_table(rows, best, args.preset, args.basis)
         if args.memory:
             memory_table(args.memory, {d: exports[d] for d in args.memory_dtypes}, plugin, tmp,
-                         args.memory_recompute)
+                         args.memory_recompute, args.memory_reuse)
     return 0
 
 

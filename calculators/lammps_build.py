@@ -38,10 +38,10 @@ from tfpot.errors import TfpotError
 PLUGIN_NAME = "tfpotplugin.so"  # what `plugin load` names: a small loader (no libtorch)
 PAIR_LIBRARY = "tfpot_pair.so"  # the pair style and libtorch, loaded by it with RTLD_DEEPBIND
 SOURCE_DIR = Path(__file__).resolve().parent / "lammps"
-PAIR_SOURCES = ("pair_tfpot.cpp", "tfpot_plugin.cpp")
+PAIR_SOURCES = ("pair_tfpot.cpp", "tfpot_plugin.cpp", "tfpot_block_cache.cpp")
 LOADER_SOURCES = ("tfpot_loader.cpp",)
 SOURCES = PAIR_SOURCES + LOADER_SOURCES
-HEADERS = ("pair_tfpot.h",)
+HEADERS = ("pair_tfpot.h", "tfpot_block_cache.h")
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

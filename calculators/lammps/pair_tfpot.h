@@ -11,8 +11,8 @@
                       [memory_reuse yes|no]
      pair_coeff * * model.pt Cu Ni Al          (one element per atom type)
 
-   `memory_reuse yes` (default) keeps memory freed after a step in the heap
-   for the next one (glibc mallopt), instead of page-faulting it in again.
+   `memory_reuse yes` (default) keeps the large CPU blocks a step frees for
+   the next step (tfpot_block_cache.h) instead of page-faulting them in again.
    `recompute yes` keeps one stage's autograd graph in memory at a time (the
    earlier stages run again in the backward pass): less memory, more time.
    `halo skip_forward|skip_reverse` drops one direction of the exchange: a
@@ -47,6 +47,10 @@
 
 #include <string>
 #include <vector>
+
+namespace tfpot {
+class BlockCache;
+}
 
 namespace LAMMPS_NS {
 
@@ -99,7 +103,7 @@ class PairTFPot : public Pair {
   bool model_loaded;
   bool jit_optimize;             // TorchScript graph-executor optimisation (default off)
   bool recompute;                // keep one stage's autograd graph at a time (less memory)
-  bool memory_reuse;             // keep freed memory in the heap (glibc mallopt; default on)
+  bool memory_reuse;             // keep large freed CPU blocks for the next step (default on)
   int halo_mode;                 // HaloMode; HALO_EXCHANGE unless testing
   torch::Device device;
   torch::Dtype dtype;            // dtype of the model (edge vectors and states)
@@ -114,6 +118,7 @@ class PairTFPot : public Pair {
   int num_hops;
   int num_stages;                // stages = message-passing layers
   std::vector<int> state_widths;    // numbers per atom sent to ghosts after stage t
+  tfpot::BlockCache *block_cache;    // libtorch's CPU allocator when memory_reuse is on
 
   std::vector<int64_t> type2species;    // LAMMPS type (1-based) -> model species index
   std::vector<int> pair_initialised;    // (ntypes+1)^2: init_one called for (i, j) this run

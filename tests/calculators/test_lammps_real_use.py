@@ -235,3 +235,29 @@ print "TFPOT_END $(pe:%.17g) $(v_x1:%.17g) $(v_f7:%.17g)"
     split = md("run 10\nrun 5 pre no post no\nrun 5 pre no post no", tmp_path / "split")
     whole = md("run 20", tmp_path / "whole")
     assert np.abs(split - whole).max() < EXACT, (split, whole)
+
+
+def test_memory_reuse_gives_the_same_trajectory(plugin, exported64, tmp_path):
+    """The block cache hands out blocks with the previous step's data in them: 30 MD steps
+    with and without it end at the same energy, position and force (and the cache is on by
+    default)."""
+    def md(style: str, workdir):
+        workdir.mkdir()
+        script = alloy_input(plugin, exported64[0], workdir, seed=10).replace(
+            "atom_style atomic", "atom_style atomic\natom_modify map array").replace(
+            "pair_style tfpot", style) + """
+velocity all create 600 10 mom yes rot no dist gaussian
+fix 1 all nve
+timestep 0.001
+run 30
+variable x5 equal x[5]
+variable f9 equal fy[9]
+print "TFPOT_END $(pe:%.17g) $(v_x5:%.17g) $(v_f9:%.17g)"
+"""
+        proc = lmp_ok(workdir, script, nprocs=2)
+        return proc.stdout, printed(proc.stdout, "TFPOT_END")[0]
+
+    out_default, reuse = md("pair_style tfpot", tmp_path / "default")
+    _, plain = md("pair_style tfpot memory_reuse no", tmp_path / "plain")
+    assert "memory_reuse yes: large CPU blocks are kept" in out_default
+    assert np.abs(reuse - plain).max() < EXACT, (reuse, plain)
