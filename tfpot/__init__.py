@@ -6,9 +6,11 @@ as exact derivatives, an ASE calculator and a LAMMPS pair-style plugin.
 
 __version__ = "0.3.0"
 
-from tfpot.builder import PRESETS, build_model, load_model, save_model  # noqa: E402
+from tfpot.builder import build_model, load_model  # noqa: E402
+from tfpot.hyperparameters import PRESETS, ModelHyperparameters  # noqa: E402
 from tfpot.inference import predict  # noqa: E402
 from tfpot.model import EnergyModel  # noqa: E402
+from tfpot.model_file import save_model  # noqa: E402
 
 __all__ = ["__version__", "build_model", "load_model", "save_model", "predict", "EnergyModel",
-           "PRESETS"]
+           "ModelHyperparameters", "PRESETS"]

@@ -10,6 +10,7 @@ import torch
 from ase import Atoms
 
 from tfpot import _keys as K
+from tfpot.builder import model_from_config
 from tfpot.graph import atoms_to_graph
 from tfpot.model import EnergyModel
 
@@ -37,9 +38,8 @@ def gate_statistics(model: EnergyModel, structures: Iterable[Atoms]) -> Dict[str
     evaluating the same weights with every gate forced closed."""
     from tfpot.inference import predict
 
-    closed_model = EnergyModel(model.species, **{k: v for k, v in model.config.items()
-                                                 if k not in ("species", "gate_range")},
-                               gate_range=(1e6, 2e6)).to(model.embedding.weight.dtype)
+    closed_model = model_from_config({**model.config, "gate_range": (1e6, 2e6)})
+    closed_model = closed_model.to(model.embedding.weight.dtype)
     closed_model.load_state_dict(model.state_dict())
     closed_model.eval()
     gates, diffs = [], []

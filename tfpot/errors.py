@@ -15,3 +15,16 @@ class TfpotError(Exception):
 
 class FileIntegrityError(TfpotError, ValueError):
     """A model, checkpoint or export file is torn, altered or not what it claims to be."""
+
+
+class HyperparameterError(TfpotError, ValueError):
+    """A model hyperparameter is unknown or out of range; ``key`` names it.
+
+    Raised by :class:`tfpot.hyperparameters.ModelHyperparameters` when it is built, so a bad value
+    fails before any data is read or any weight is created.
+    """
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"model hyperparameter {key}: {reason}")

@@ -20,13 +20,16 @@ Units: positions Å, energies eV, forces eV/Å, stress eV/Å^3, virial eV.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+import os
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
 from tfpot import _keys as K
 from tfpot.frames import LocalFrames
+from tfpot.hyperparameters import ModelHyperparameters
+from tfpot.model_file import save_model
 from tfpot.nn.messages import MESSAGES, PARITY_MESSAGES
 from tfpot.nn.mlp import MLP
 from tfpot.nn.power_spectrum import AngularPowerSpectrum
@@ -34,27 +37,14 @@ from tfpot.nn.radial import BesselBasis, PolynomialEnvelope
 from tfpot.nn.tensor_frame_conv import ParityTensorFrameConv, TensorFrameConv
 from tfpot.reps import TensorReps
 
-PARITY_MODES = ("equivariant", "average", "none")
-
-
 class EnergyModel(nn.Module):
     """Tensor-frame interatomic potential.
 
     Args:
         species: atomic numbers the model knows, in the model's own order.
         cutoff: radial cutoff, Å.
-        reps: feature multiplicities, e.g. ``"64x0+16x1+4x2"``.
-        num_layers: message-passing layers (the receptive field is ``num_layers * cutoff``).
-        num_basis: Bessel radial basis size.
-        hidden: MLP width.
-        message: ``"mlp"`` or ``"attention"``.
-        lmax: power-spectrum angular order; ps_channels: its radial channels.
-        gate_range: frame gate thresholds, see :class:`~tfpot.frames.LocalFrames`.
-        parity: ``"equivariant"`` (exact O(3) invariance from Z2-equivariant networks, one
-            pass; the default), ``"average"`` (exact O(3) invariance by averaging each atom's
-            energy over the structure and its mirror image: two passes) or ``"none"`` (SO(3)
-            only).
-        avg_num_neighbors: fixed message normalisation.
+        hyperparameters: the architecture (:class:`~tfpot.hyperparameters.ModelHyperparameters`;
+            default: the medium preset).
 
     Inputs: a dict with the keys of :mod:`tfpot._keys` (pos, atomic_numbers, edge_index, shifts,
     batch, and cell for stress). Positions and shifts may be float64 for a float32 model (the
@@ -63,12 +53,11 @@ class EnergyModel(nn.Module):
     ``compute_stress`` virial (G, 3, 3) eV and stress (G, 3, 3) eV/Å^3.
     """
 
-    __jit_ignored_attributes__ = ["config"]
+    __jit_ignored_attributes__ = ["hyperparameters"]
+    __jit_unused_properties__ = ["config"]
 
-    def __init__(self, species: List[int], cutoff: float = 5.0, reps: str = "64x0+16x1+4x2",
-                 num_layers: int = 2, num_basis: int = 8, hidden: int = 64, message: str = "mlp",
-                 lmax: int = 4, ps_channels: int = 8, gate_range: Tuple[float, float] = (0.05, 0.3),
-                 parity: str = "equivariant", avg_num_neighbors: float = 10.0, envelope_p: int = 6):
+    def __init__(self, species: Sequence[int], cutoff: float = 5.0,
+                 hyperparameters: Optional[ModelHyperparameters] = None):
         super().__init__()
         species = [int(z) for z in species]
         if len(species) == 0:
@@ -78,22 +67,19 @@ class EnergyModel(nn.Module):
         for z in species:
             if not 1 <= z <= 118:
                 raise ValueError(f"species must be atomic numbers 1..118 (got {z})")
-        if parity not in PARITY_MODES:
-            raise ValueError(f"parity must be one of {PARITY_MODES} (got {parity!r})")
-        if message not in MESSAGES:
-            raise ValueError(f"message must be one of {sorted(MESSAGES)} (got {message!r})")
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1 (got {num_layers})")
-        reps_ = TensorReps(reps)
-        # Everything needed to rebuild the model; stored in model files.
-        self.config = dict(species=species, cutoff=float(cutoff), reps=str(reps_),
-                           num_layers=int(num_layers), num_basis=int(num_basis), hidden=int(hidden),
-                           message=message, lmax=int(lmax), ps_channels=int(ps_channels),
-                           gate_range=[float(gate_range[0]), float(gate_range[1])], parity=parity,
-                           avg_num_neighbors=float(avg_num_neighbors), envelope_p=int(envelope_p))
+        if not cutoff > 0:
+            raise ValueError(f"cutoff must be positive (got {cutoff})")
+        hp = ModelHyperparameters() if hyperparameters is None else hyperparameters
+        if not isinstance(hp, ModelHyperparameters):
+            raise TypeError(f"hyperparameters must be a ModelHyperparameters (got "
+                            f"{type(hp).__name__}); see tfpot.build_model for keywords")
+        self.hyperparameters = hp
+        reps_ = hp.tensor_reps
+        num_basis, hidden, message = hp.num_basis, hp.hidden, hp.message
+        avg_num_neighbors, parity = hp.avg_num_neighbors, hp.parity
         self.species: List[int] = species
         self.cutoff = float(cutoff)
-        self.num_layers = int(num_layers)
+        self.num_layers = hp.num_layers
         self.parity_average = parity == "average"
         self.parity_equivariant = parity == "equivariant"
         self.mul0, self.mul1, self.mul2 = reps_.muls
@@ -101,16 +87,16 @@ class EnergyModel(nn.Module):
         z_to_index[torch.tensor(species)] = torch.arange(len(species))
         self.register_buffer("z_to_index", z_to_index)
 
-        self.envelope = PolynomialEnvelope(cutoff, envelope_p)
+        self.envelope = PolynomialEnvelope(cutoff, hp.envelope_p)
         self.rbf = BesselBasis(cutoff, num_basis)
         self.embedding = nn.Embedding(len(species), self.mul0)
-        self.power_spectrum = AngularPowerSpectrum(len(species), num_basis, ps_channels, lmax,
-                                                   norm=avg_num_neighbors)
+        self.power_spectrum = AngularPowerSpectrum(len(species), num_basis, hp.ps_channels,
+                                                   hp.lmax, norm=avg_num_neighbors)
         self.ps_mlp = MLP(self.power_spectrum.out_dim, [hidden], self.mul0)
-        self.frames = LocalFrames(len(species), num_basis, gate_range=gate_range)
+        self.frames = LocalFrames(len(species), num_basis, gate_range=hp.gate_range)
         layers = []
         hidden_odd = max(hidden // 2, 4)
-        for t in range(num_layers):
+        for t in range(hp.num_layers):
             receives = t > 0
             if self.parity_equivariant:
                 layers.append(self._parity_layer(reps_, num_basis, message, hidden, hidden_odd,
@@ -148,6 +134,12 @@ class EnergyModel(nn.Module):
                                      hidden=hidden, hidden_odd=hidden_odd)
 
     @property
+    def config(self) -> Dict[str, Any]:
+        """Species, cutoff and hyperparameters as plain values: what model files record."""
+        return dict(species=list(self.species), cutoff=self.cutoff,
+                    **self.hyperparameters.to_dict())
+
+    @property
     def num_hops(self) -> int:
         """How many cutoffs away an atom can influence another's energy (ghost-shell width).
 
@@ -159,10 +151,8 @@ class EnergyModel(nn.Module):
         return self.num_layers
 
     @torch.jit.unused
-    def save(self, path) -> None:
-        """Write the model file (atomically); see :func:`tfpot.builder.save_model`."""
-        from tfpot.builder import save_model
-
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write the model file (atomically); see :func:`tfpot.model_file.save_model`."""
         save_model(self, path)
 
     # ----------------------------------------------------------------------------------------
@@ -288,5 +278,5 @@ class EnergyModel(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         reps = f"{self.mul0}x0+{self.mul1}x1+{self.mul2}x2"
         return (f"EnergyModel(species={self.species}, cutoff={self.cutoff} Å, reps={reps}, "
-                f"layers={self.num_layers}, parity={self.config['parity']}, "
+                f"layers={self.num_layers}, parity={self.hyperparameters.parity}, "
                 f"{n} weights)")

@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from tfpot.errors import TfpotError
+from tfpot.errors import HyperparameterError, TfpotError
+from tfpot.hyperparameters import PRESETS, ModelHyperparameters
 
 Number = Union[int, float]
 
@@ -95,10 +96,14 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
-    """The model (see tfpot.build_model); null hyperparameters take the preset's value."""
+class _ModelSettings:
+    """The model (see tfpot.build_model); null hyperparameters take the preset's value.
 
-    preset: str = _f("small", "hyperparameter defaults", choices=("small", "medium", "large"))
+    Besides the hyperparameters: preset, dtype, species, and the numbers fitted to the data
+    (E0, scale, shift, neighbour count).
+    """
+
+    preset: str = _f("small", "hyperparameter defaults", choices=tuple(PRESETS))
     dtype: str = _f("float64", "parameter dtype (energies are summed in float64 either way)",
                     choices=("float32", "float64"))
     species: Optional[List[Union[str, int]]] = _f(None, "elements the model knows; null: those "
@@ -113,29 +118,39 @@ class ModelConfig:
     avg_num_neighbors: Union[str, float] = _f("auto", "message normalisation: auto (from the "
                                               "training set) or a number")
     seed: Optional[int] = _f(None, "weight initialisation seed; null: the top-level seed")
-    reps: Optional[str] = _f(None, "feature multiplicities, e.g. '32x0+8x1+2x2'")
-    num_layers: Optional[int] = _f(None, "message-passing layers", min=1)
-    num_basis: Optional[int] = _f(None, "Bessel radial basis size", min=1)
-    hidden: Optional[int] = _f(None, "MLP width", min=1)
-    message: Optional[str] = _f(None, "message function", choices=("mlp", "attention"))
-    lmax: Optional[int] = _f(None, "angular order of the frame-free power spectrum", min=0)
-    ps_channels: Optional[int] = _f(None, "radial channels of the power spectrum", min=1)
-    gate_range: Optional[List[float]] = _f(None, "frame gate thresholds [low, high]")
-    parity: Optional[str] = _f(None, "equivariant (default): exact O(3) invariance in one pass; "
-                               "average: exact O(3) by averaging with the mirror image (2x "
-                               "cost); none: SO(3) only",
-                               choices=("equivariant", "average", "none"))
-    envelope_p: Optional[int] = _f(None, "polynomial cutoff envelope exponent", min=1)
 
-    HYPERPARAMETERS = ("reps", "num_layers", "num_basis", "hidden", "message", "lmax",
-                       "ps_channels", "gate_range", "parity", "envelope_p")
+    def resolve(self, avg_num_neighbors: Optional[float] = None) -> ModelHyperparameters:
+        """The preset with the keys set here (validated; raises HyperparameterError).
 
-    def hyperparameters(self) -> Dict[str, Any]:
-        """The build_model keyword arguments that are set (not null)."""
-        out = {k: getattr(self, k) for k in self.HYPERPARAMETERS if getattr(self, k) is not None}
-        if "gate_range" in out:
-            out["gate_range"] = tuple(out["gate_range"])
-        return out
+        ``avg_num_neighbors`` (from the training set) replaces ``auto``; without it, ``auto``
+        keeps the preset's value (enough to validate the rest before any data is read).
+        """
+        values = {k: getattr(self, k) for k in ModelHyperparameters.keys()
+                  if k != "avg_num_neighbors" and getattr(self, k) is not None}
+        if avg_num_neighbors is not None:
+            values["avg_num_neighbors"] = avg_num_neighbors
+        elif self.avg_num_neighbors != "auto":
+            values["avg_num_neighbors"] = self.avg_num_neighbors
+        return PRESETS[self.preset].replace(**values)
+
+
+def _hyperparameter_fields() -> List[Tuple[str, Any, dataclasses.Field]]:
+    """One null-default config key per ModelHyperparameters field, with its help and range
+    (avg_num_neighbors, which may be ``auto``, is a key of _ModelSettings)."""
+    out = []
+    for f in dataclasses.fields(ModelHyperparameters):
+        if f.name == "avg_num_neighbors":
+            continue
+        tp = {"int": int, "float": float, "str": str}.get(f.type, List[float])
+        out.append((f.name, Optional[tp], field(default=None, metadata=dict(f.metadata))))
+    return out
+
+
+#: ``model:`` section. Its hyperparameter keys are the fields of
+#: :class:`~tfpot.hyperparameters.ModelHyperparameters` (declared there once, with help and range).
+ModelConfig = dataclasses.make_dataclass(
+    "ModelConfig", _hyperparameter_fields(), bases=(_ModelSettings,),
+    namespace={"__doc__": _ModelSettings.__doc__, "__module__": __name__})
 
 
 @dataclass
@@ -427,17 +442,10 @@ def _check(cfg: TrainConfig, source: str) -> None:
                 raise err(f"model.{key}", f"must be auto or a number (got {v!r})") from None
     if isinstance(m.energy_scale, float) and m.energy_scale <= 0:
         raise err("model.energy_scale", f"must be > 0 (got {m.energy_scale})")
-    if isinstance(m.avg_num_neighbors, float) and m.avg_num_neighbors <= 0:
-        raise err("model.avg_num_neighbors", f"must be > 0 (got {m.avg_num_neighbors})")
-    if m.gate_range is not None and not (len(m.gate_range) == 2 and 0 <= m.gate_range[0] < m.gate_range[1]):
-        raise err("model.gate_range", f"expected [low, high] with 0 <= low < high (got {m.gate_range})")
-    if m.reps is not None:
-        from tfpot.reps import TensorReps
-
-        try:
-            TensorReps(m.reps)
-        except (ValueError, TypeError) as e:
-            raise err("model.reps", str(e)) from None
+    try:
+        m.resolve()
+    except HyperparameterError as e:
+        raise err(f"model.{e.key}", e.reason) from None
     lo = cfg.loss
     if lo.energy_weight == 0 and lo.forces_weight == 0 and lo.stress_weight == 0:
         raise err("loss", "all weights are zero: nothing to train")

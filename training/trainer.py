@@ -38,7 +38,10 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from tfpot.builder import build_model, model_from_config
+from tfpot.inference import model_dtype
 from tfpot.model import EnergyModel
+from tfpot.model_file import save_model
 from tfpot.training.checkpoint import (CHECKPOINT_NAME, atomic_write_text, load_checkpoint,
                                        rng_state, save_checkpoint, set_rng_state)
 from tfpot.training.config import ConfigError, TrainConfig, config_from_dict, load_config
@@ -201,8 +204,6 @@ class Trainer:
     def _save_model(self, name: str, extra: Dict[str, Any]) -> None:
         if self.out_dir is None or not self.ctx.is_main:
             return
-        from tfpot.builder import save_model
-
         save_model(self.model, self.out_dir / name, extra=extra)
 
     # ------------------------------------------------------------------ one step
@@ -583,8 +584,6 @@ def train_from_config(config: Union[str, Path, Mapping[str, Any], TrainConfig], 
     """
     import yaml
 
-    from tfpot.builder import build_model
-
     cfg = load_config(config)
     if output_dir is not None:
         cfg.output_dir = str(output_dir)
@@ -611,10 +610,7 @@ def train_from_config(config: Union[str, Path, Mapping[str, Any], TrainConfig], 
         splits = load_splits(cfg.data, cfg.seed)
         say(f"data: {splits.description}")
         if state is not None:
-            mc = dict(state["model_config"])
-            species, cutoff = mc.pop("species"), mc.pop("cutoff")
-            mc["gate_range"] = tuple(mc["gate_range"])
-            model = EnergyModel(species, cutoff=cutoff, **mc)
+            model = model_from_config(state["model_config"])
             model = model.to(torch.float64 if cfg.model.dtype == "float64" else torch.float32)
             model.load_state_dict(state["model_state"])
             stats = None
@@ -623,11 +619,9 @@ def train_from_config(config: Union[str, Path, Mapping[str, Any], TrainConfig], 
             m = cfg.model
             stats = training_statistics(splits.train, species, m.e0, m.energy_scale,
                                         m.energy_shift, seed=cfg.seed)
-            hyper = m.hyperparameters()
-            hyper["avg_num_neighbors"] = (stats["avg_num_neighbors"] if m.avg_num_neighbors == "auto"
-                                          else float(m.avg_num_neighbors))
-            model = build_model(species, cutoff=cfg.data.cutoff, preset=m.preset, dtype=m.dtype,
-                                seed=cfg.seed if m.seed is None else m.seed, **hyper)
+            hyper = m.resolve(stats["avg_num_neighbors"] if m.avg_num_neighbors == "auto" else None)
+            model = build_model(species, cutoff=cfg.data.cutoff, preset=hyper, dtype=m.dtype,
+                                seed=cfg.seed if m.seed is None else m.seed)
             apply_statistics(model, stats)
             for note in stats["notes"]:
                 say(f"note: {note}")
@@ -688,7 +682,8 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
     raw = {"seed": seed, "device": str(next(model.parameters()).device),
            "output_dir": str(out_dir) if out_dir is not None else "<none>",
            "data": {"path": "<in-memory atoms>", "cutoff": float(model.cutoff)},
-           "model": {"e0": e0 if isinstance(e0, str) else dict(e0)},
+           "model": {**model.hyperparameters.to_dict(), "dtype": str(model_dtype(model))[6:],
+                     "e0": e0 if isinstance(e0, str) else dict(e0)},
            "loss": {"energy_weight": energy_weight, "forces_weight": forces_weight,
                     "stress_weight": stress_weight},
            "optimizer": {"lr": lr, "weight_decay": weight_decay},

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -45,6 +45,11 @@ class MLPMessage(nn.Module):
         self.lin_edge = nn.Linear(edge_dim, hidden, bias=False)
         self.net = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                                  nn.Linear(hidden, out_dim))
+
+    @staticmethod
+    def width_error(hidden: int, hidden_odd: int) -> Optional[str]:
+        """Why these widths do not fit this message function (None: they do)."""
+        return None
 
     def forward(self, s: Tensor, centre: Tensor, neighbour: Tensor, edge_features: Tensor,
                 env: Tensor, num_nodes: int) -> Tensor:
@@ -77,6 +82,14 @@ class AttentionMessage(nn.Module):
         self.key_edge = nn.Linear(edge_dim, hidden, bias=False)
         self.key_out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 2 * hidden))
         self.out = nn.Linear(hidden, out_dim)
+
+    @staticmethod
+    def width_error(hidden: int, hidden_odd: int, heads: int = 4) -> Optional[str]:
+        """Why these widths do not fit this message function (None: they do)."""
+        if hidden % heads != 0 or hidden_odd % heads != 0:
+            return (f"hidden ({hidden}) and its odd width ({hidden_odd}) must be divisible by "
+                    f"the {heads} attention heads")
+        return None
 
     def forward(self, s: Tensor, centre: Tensor, neighbour: Tensor, edge_features: Tensor,
                 env: Tensor, num_nodes: int) -> Tensor:

@@ -1,0 +1,59 @@
+"""The model file: what :func:`save_model` writes and :func:`read_model_file` checks.
+
+A model file is a ``torch.save`` dict that records the hyperparameters, species, cutoff, units,
+dtype and tfpot version with the weights; it loads with ``weights_only=True`` (no pickled code)
+and without the training code. Building a model from it is :func:`tfpot.builder.load_model`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+
+from tfpot import __version__
+from tfpot.atomic_io import atomic_torch_save
+from tfpot.inference import model_dtype
+
+MODEL_FORMAT = "tfpot-model"
+MODEL_FORMAT_VERSION = 1
+UNITS = {"length": "Å", "energy": "eV", "forces": "eV/Å", "stress": "eV/Å^3"}
+
+
+def save_model(model: torch.nn.Module, path: Union[str, os.PathLike],
+               extra: Optional[Dict[str, Any]] = None) -> None:
+    """Write ``model`` (an :class:`~tfpot.model.EnergyModel`) to ``path`` atomically (temporary
+    file in the same directory, then rename)."""
+    payload = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "tfpot_version": __version__,
+        "hyperparameters": dict(model.config),
+        "species": list(model.species),
+        "cutoff": float(model.cutoff),
+        "units": dict(UNITS),
+        "dtype": str(model_dtype(model)).replace("torch.", ""),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": dict(extra or {}),
+    }
+    atomic_torch_save(payload, Path(path))
+
+
+def read_model_file(path: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """The checked contents of a model file (refusing files that are not tfpot model files)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No model file at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # not a torch file, truncated, or pickled code
+        raise ValueError(f"{path}: not a readable tfpot model file ({type(e).__name__}: {e})") from e
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path}: not a tfpot model file (no '{MODEL_FORMAT}' format marker); "
+                         "TorchScript exports (tfpot export) are for LAMMPS and torch.jit.load")
+    if payload.get("format_version") != MODEL_FORMAT_VERSION:
+        raise ValueError(f"{path}: model format version {payload.get('format_version')} is not "
+                         f"supported by tfpot {__version__} (expects {MODEL_FORMAT_VERSION})")
+    return payload
