@@ -21,7 +21,8 @@ VARIANTS = {
 @pytest.fixture(params=sorted(VARIANTS))
 def variant(request):
     """Model variants every contract test runs on: both message functions with the one-pass
-    Z2-equivariant networks (the default), and the mirror-averaged MLP model."""
+    Z2-equivariant networks (the default), and the mirror-averaged MLP model of tfpot < 0.2
+    (loaded, not built: see helpers.make_model)."""
     return VARIANTS[request.param]
 
 

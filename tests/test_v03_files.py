@@ -70,3 +70,22 @@ def test_v03_model_exported_today_matches_the_v03_export_float64(tmp_path):
     module, _ = load_exported(path)
     got = _run_export(module, meta["species"], structures()["ethanol"], meta["cutoff"])
     assert_matches(got, REFERENCE["exports"]["mlp"]["ethanol"])
+
+
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"mlp-average"}))
+def test_same_seed_gives_the_v03_initial_weights(name):
+    # Building with 0.3's seed and settings reproduces its initial weights bit for bit (the
+    # fixtures are untrained; only E0, scale and shift were set): recipes stay reproducible.
+    from fixtures.make_v03_models import TINY
+
+    from tfpot.state_dict_upgrade import upgrade_state_dict
+
+    new = tfpot.build_model(["H", "C", "O", "Cu"], cutoff=3.0, seed=11, preset="small", **TINY,
+                            **MODELS[name]).state_dict()
+    old = torch.load(FIXTURES / f"v03_{name}.pt", weights_only=True)["state_dict"]
+    old = upgrade_state_dict(old, new)
+    assert set(old) == set(new)
+    readout = ("atomic_reference", "energy_scale", "energy_shift")
+    for key, value in new.items():
+        if not key.endswith(readout):
+            assert torch.equal(value, old[key]), key

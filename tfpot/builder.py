@@ -15,7 +15,8 @@ import torch
 from ase.data import atomic_numbers as _symbol_to_z
 
 from tfpot import __version__
-from tfpot.hyperparameters import PRESETS, ModelHyperparameters
+from tfpot.hyperparameters import LEGACY_PARITY, PRESETS, ModelHyperparameters
+from tfpot.legacy_average import MirrorAveragedEnergyModel
 from tfpot.model import EnergyModel
 from tfpot.model_file import read_model_file
 
@@ -81,6 +82,9 @@ def model_from_config(config: Mapping[str, Any]) -> EnergyModel:
     hyper = dict(config)
     species = hyper.pop("species")
     cutoff = hyper.pop("cutoff")
+    if hyper.get("parity") == LEGACY_PARITY:  # tfpot < 0.2
+        hyper["parity"] = "none"
+        return MirrorAveragedEnergyModel(species, cutoff, ModelHyperparameters.from_dict(hyper))
     return EnergyModel(species, cutoff=cutoff,
                        hyperparameters=ModelHyperparameters.from_dict(hyper))
 

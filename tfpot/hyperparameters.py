@@ -26,7 +26,7 @@ from tfpot.reps import TensorReps
 
 #: Reflection handling of new models. ``"equivariant"``: Z2-equivariant networks, exact O(3)
 #: invariance in one pass; ``"none"``: SO(3) only.
-PARITY_MODES = ("equivariant", "average", "none")
+PARITY_MODES = ("equivariant", "none")
 #: The mirror-averaged mode of tfpot < 0.2: loaded from old model files (:mod:`tfpot.legacy`),
 #: never chosen for a new model.
 LEGACY_PARITY = "average"
@@ -57,8 +57,7 @@ class ModelHyperparameters:
     gate_range: Tuple[float, float] = _param((0.05, 0.3), "frame gate ramp [low, high] on "
                                              "|v1 x v2| (scale-free frame vectors), 0 < low < high")
     parity: str = _param("equivariant", "equivariant: exact O(3) invariance in one pass "
-                                        "(Z2-equivariant networks); average: by averaging with "
-                                        "the mirror image (2x cost); none: SO(3) only",
+                                        "(Z2-equivariant networks); none: SO(3) only",
                          choices=PARITY_MODES)
     avg_num_neighbors: float = _param(10.0, "fixed message normalisation (a typical neighbour "
                                             "count)", gt=0)

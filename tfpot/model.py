@@ -11,9 +11,8 @@ Exact reflection invariance: frames are proper rotations, so for the mirror imag
 ``L -> diag(-1,-1,1) L``: local directions flip their third component and ``U -> P U P`` with
 ``P = diag(1,1,-1)``. With ``parity="equivariant"`` (the default) every network maps even numbers
 under this flip to even and odd to odd (:mod:`tfpot.nn.parity`), so the scalar energy is exactly
-invariant from one pass. With ``parity="average"`` each atom's energy is the mean over X and -X
-(unconstrained networks; the mirror pass reuses the frames and runs in the same batch, at twice
-the cost).
+invariant from one pass. ``parity="none"`` gives plain networks (SO(3) only); the mirror average
+of such a model, the ``"average"`` mode of tfpot < 0.2, is :mod:`tfpot.legacy_average`.
 
 Units: positions Å, energies eV, forces eV/Å, stress eV/Å^3, virial eV.
 """
@@ -21,7 +20,7 @@ Units: positions Å, energies eV, forces eV/Å, stress eV/Å^3, virial eV.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -30,12 +29,12 @@ from tfpot import _keys as K
 from tfpot.frames import LocalFrames
 from tfpot.hyperparameters import ModelHyperparameters
 from tfpot.model_file import save_model
-from tfpot.nn.messages import MESSAGES, PARITY_MESSAGES
+from tfpot.nn.messages import MESSAGES
 from tfpot.nn.mlp import MLP
 from tfpot.nn.power_spectrum import AngularPowerSpectrum
 from tfpot.nn.radial import BesselBasis, PolynomialEnvelope
-from tfpot.nn.tensor_frame_conv import ParityTensorFrameConv, TensorFrameConv
-from tfpot.reps import TensorReps
+from tfpot.nn.tensor_frame_conv import FrameEdges, TensorFrameConv
+from tfpot.state_dict_upgrade import upgrade_state_dict
 
 class EnergyModel(nn.Module):
     """Tensor-frame interatomic potential.
@@ -75,13 +74,10 @@ class EnergyModel(nn.Module):
                             f"{type(hp).__name__}); see tfpot.build_model for keywords")
         self.hyperparameters = hp
         reps_ = hp.tensor_reps
-        num_basis, hidden, message = hp.num_basis, hp.hidden, hp.message
-        avg_num_neighbors, parity = hp.avg_num_neighbors, hp.parity
+        num_basis, hidden = hp.num_basis, hp.hidden
         self.species: List[int] = species
         self.cutoff = float(cutoff)
         self.num_layers = hp.num_layers
-        self.parity_average = parity == "average"
-        self.parity_equivariant = parity == "equivariant"
         self.mul0, self.mul1, self.mul2 = reps_.muls
         z_to_index = torch.full((119,), -1, dtype=torch.long)
         z_to_index[torch.tensor(species)] = torch.arange(len(species))
@@ -91,53 +87,37 @@ class EnergyModel(nn.Module):
         self.rbf = BesselBasis(cutoff, num_basis)
         self.embedding = nn.Embedding(len(species), self.mul0)
         self.power_spectrum = AngularPowerSpectrum(len(species), num_basis, hp.ps_channels,
-                                                   hp.lmax, norm=avg_num_neighbors)
+                                                   hp.lmax, norm=hp.avg_num_neighbors)
         self.ps_mlp = MLP(self.power_spectrum.out_dim, [hidden], self.mul0)
         self.frames = LocalFrames(len(species), num_basis, gate_range=hp.gate_range)
+        equivariant = hp.parity == "equivariant"
         layers = []
-        hidden_odd = max(hidden // 2, 4)
         for t in range(hp.num_layers):
-            receives = t > 0
-            if self.parity_equivariant:
-                layers.append(self._parity_layer(reps_, num_basis, message, hidden, hidden_odd,
-                                                 avg_num_neighbors, receives))
-                continue
-            edge_dim = num_basis + 3 + ((3 * self.mul1 + 9 * self.mul2) if receives else 0)
-            if message == "mlp":
-                msg = MESSAGES[message](self.mul0, edge_dim, reps_.dim, hidden, avg_num_neighbors)
-            else:
-                msg = MESSAGES[message](self.mul0, edge_dim, reps_.dim, hidden)
-            layers.append(TensorFrameConv(reps_, num_basis, msg, receives_tensors=receives,
-                                          hidden=hidden))
+            receives = t > 0  # layer 1 sees species only: a layer's reach is one cutoff
+            wiring = TensorFrameConv.wiring(reps_, num_basis, receives, equivariant)
+            message = MESSAGES[hp.message](wiring, hidden, hp.hidden_odd, hp.avg_num_neighbors)
+            layers.append(TensorFrameConv(reps_, num_basis, message, receives, hidden,
+                                          hp.hidden_odd, equivariant))
         self.layers = nn.ModuleList(layers)
         self.readout = MLP(self.mul0, [hidden], 1)
         # Per-element reference energies (eV) and the data set's scale/shift, float64.
         self.register_buffer("atomic_reference", torch.zeros(len(species), dtype=torch.float64))
         self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
         self.register_buffer("energy_shift", torch.zeros((), dtype=torch.float64))
-        # P U P sign pattern for the mirror pass, P = diag(1, 1, -1).
-        p = torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)
-        self.register_buffer("mirror_vec", p)
-        self.register_buffer("mirror_mat", p.view(3, 1) * p.view(1, 3))
-
-    @staticmethod
-    def _parity_layer(reps: TensorReps, num_basis: int, message: str, hidden: int,
-                      hidden_odd: int, avg_num_neighbors: float, receives: bool) -> nn.Module:
-        w = ParityTensorFrameConv.wiring(reps, num_basis, receives)
-        sizes = (reps.muls[0], w["edge_even_dim"], w["edge_odd_dim"], w["out_even"], w["out_odd"],
-                 hidden, hidden_odd)
-        if message == "mlp":
-            msg = PARITY_MESSAGES[message](*sizes, avg_num_neighbors)
-        else:
-            msg = PARITY_MESSAGES[message](*sizes)
-        return ParityTensorFrameConv(reps, num_basis, msg, receives_tensors=receives,
-                                     hidden=hidden, hidden_odd=hidden_odd)
 
     @property
     def config(self) -> Dict[str, Any]:
         """Species, cutoff and hyperparameters as plain values: what model files record."""
         return dict(species=list(self.species), cutoff=self.cutoff,
                     **self.hyperparameters.to_dict())
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False):
+        """As ``nn.Module.load_state_dict``; also takes the state dicts of tfpot 0.3 (model files,
+        checkpoints), whose renamed entries :func:`~tfpot.state_dict_upgrade.upgrade_state_dict`
+        maps."""
+        return super().load_state_dict(upgrade_state_dict(state_dict, self.state_dict()), strict,
+                                       assign)
 
     @property
     def num_hops(self) -> int:
@@ -169,8 +149,9 @@ class EnergyModel(nn.Module):
                              + ") is not in this model's species " + str(self.species))
         return idx
 
-    def atomic_energies(self, pos: Tensor, species: Tensor, edge_index: Tensor, shifts: Tensor) -> Tensor:
-        """Per-atom energies (N,) float64, eV, before the E0 reference is added."""
+    def node_scalars(self, pos: Tensor, species: Tensor, edge_index: Tensor,
+                     shifts: Tensor) -> Tensor:
+        """Scalar features (N, mul0) of every atom after the last layer."""
         n = pos.shape[0]
         centre = edge_index[0]
         neighbour = edge_index[1]
@@ -193,31 +174,20 @@ class EnergyModel(nn.Module):
         Li = frames[centre]
         local_dir = torch.matmul(Li, unit.unsqueeze(-1)).squeeze(-1) * gate[centre].unsqueeze(-1)
         U = torch.matmul(Li, frames[neighbour].transpose(1, 2))
-        pair_gate = gate[centre] * gate[neighbour]
-
-        if self.parity_average:
-            sign_v = self.mirror_vec.to(vec.dtype)
-            sign_m = self.mirror_mat.to(vec.dtype)
-            local_dir = torch.cat([local_dir, local_dir * sign_v], dim=0)
-            U = torch.cat([U, U * sign_m], dim=0)
-            pair_gate = torch.cat([pair_gate, pair_gate], dim=0)
-            rbf = torch.cat([rbf, rbf], dim=0)
-            env = torch.cat([env, env], dim=0)
-            centre = torch.cat([centre, centre + n], dim=0)
-            neighbour = torch.cat([neighbour, neighbour + n], dim=0)
-            s = torch.cat([s, s], dim=0)
-            p = torch.cat([p, p], dim=0)
-        num_nodes = s.shape[0]
-        V = torch.zeros(num_nodes, self.mul1, 3, dtype=vec.dtype, device=vec.device)
-        T = torch.zeros(num_nodes, self.mul2, 3, 3, dtype=vec.dtype, device=vec.device)
+        edges = FrameEdges(U, local_dir, gate[centre] * gate[neighbour], rbf, env, centre,
+                           neighbour)
+        V = torch.zeros(n, self.mul1, 3, dtype=vec.dtype, device=vec.device)
+        T = torch.zeros(n, self.mul2, 3, 3, dtype=vec.dtype, device=vec.device)
         for t, layer in enumerate(self.layers):
-            s, V, T = layer(s, V, T, U, local_dir, pair_gate, rbf, env, centre, neighbour)
+            s, V, T = layer(s, V, T, edges)
             if t == 0:
                 s = s + p
-        e = self.readout(s).squeeze(-1).to(torch.float64)
-        if self.parity_average:
-            e = 0.5 * (e[:n] + e[n:])
-        return e * self.energy_scale + self.energy_shift
+        return s
+
+    def atomic_energies(self, pos: Tensor, species: Tensor, edge_index: Tensor, shifts: Tensor) -> Tensor:
+        """Per-atom energies (N,) float64, eV, before the E0 reference is added."""
+        e = self.readout(self.node_scalars(pos, species, edge_index, shifts)).squeeze(-1)
+        return e.to(torch.float64) * self.energy_scale + self.energy_shift
 
     def forward(self, data: Dict[str, Tensor], compute_forces: bool = True,
                 compute_stress: bool = False) -> Dict[str, Tensor]:

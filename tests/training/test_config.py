@@ -61,6 +61,7 @@ def test_unknown_key_names_key_and_suggestion(tmp_path, raw, key, hint):
     ({"model": {"envelope_p": 1}}, r"model.envelope_p: must be >= 2 \(got 1\)"),
     ({"model": {"gate_range": [0.0, 0.1]}}, r"model.gate_range: expected \[low, high\] with 0 < low"),
     ({"model": {"message": "attention", "hidden": 12}}, r"model.hidden: .*divisible by the 4"),
+    ({"model": {"parity": "average"}}, r"model.parity: .*tfpot < 0.2"),
     ({"model": {"avg_num_neighbors": -1.0}}, r"model.avg_num_neighbors: must be > 0"),
 ])
 def test_bad_values_are_named(tmp_path, section, match):
