@@ -20,11 +20,8 @@ def local_frames(model: EnergyModel, atoms: Atoms) -> Tuple[torch.Tensor, torch.
     """Frames (N, 3, 3), rows = local axes, and gates (N,) in [0, 1] the model builds for
     ``atoms`` (gate 1: frame fully used, 0: frame-free)."""
     g = atoms_to_graph(atoms, model.cutoff)
-    ei = g[K.EDGE_INDEX]
-    vec = (g[K.POSITIONS][ei[1]] - g[K.POSITIONS][ei[0]] + g[K.SHIFTS]).to(model.embedding.weight.dtype)
-    r = vec.norm(dim=-1)
     species = model.species_index(g[K.ATOMIC_NUMBERS])
-    return model.frames(species, model.rbf(r), model.envelope(r), vec / r[:, None], ei[0], ei[1])
+    return model.local_frames(g[K.POSITIONS], species, g[K.EDGE_INDEX], g[K.SHIFTS])
 
 
 def frame_gates(model: EnergyModel, atoms: Atoms) -> np.ndarray:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from tfpot import __version__
 from tfpot.atomic_io import atomic_path
 from tfpot.builder import load_model, resolve_dtype
+from tfpot.energy_derivatives import energy_gradients
 from tfpot.model import EnergyModel
 
 EXPORT_FORMAT = "tfpot-lammps"
@@ -46,13 +47,9 @@ class LocalEnergyModel(nn.Module):
         pos = pos.detach().requires_grad_(True)
         shifts = torch.zeros(edge_index.shape[1], 3, dtype=pos.dtype, device=pos.device)
         e_atom = self.model.atomic_energies(pos, species, edge_index, shifts)
-        e_atom = e_atom + self.model.atomic_reference[species]
         energy = e_atom[:nlocal].sum()
-        grads = torch.autograd.grad([energy], [pos], allow_unused=True)
-        g = grads[0]
-        if g is None:
-            g = torch.zeros_like(pos)
-        return energy.detach(), e_atom.detach(), -g
+        forces, _ = energy_gradients(energy, pos, None, False)
+        return energy.detach(), e_atom.detach(), forces
 
 
 def export_metadata(model: EnergyModel, dtype: torch.dtype) -> Dict[str, Any]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence
 
-import torch
 from torch import Tensor
 
 from tfpot.hyperparameters import LEGACY_PARITY, ModelHyperparameters
@@ -45,8 +44,7 @@ class MirrorAveragedEnergyModel(EnergyModel):
 
     def atomic_energies(self, pos: Tensor, species: Tensor, edge_index: Tensor,
                         shifts: Tensor) -> Tensor:
-        """Per-atom energies (N,) float64, eV, before the E0 reference is added."""
-        plus = self.readout(self.node_scalars(pos, species, edge_index, shifts))
-        minus = self.readout(self.node_scalars(-pos, species, edge_index, -shifts))
-        e = (0.5 * (plus + minus)).squeeze(-1).to(torch.float64)
-        return e * self.energy_scale + self.energy_shift
+        """Per-atom energies (N,) float64, eV: the readout network averaged over X and -X."""
+        plus = self.readout.network(self.node_scalars(pos, species, edge_index, shifts))
+        minus = self.readout.network(self.node_scalars(-pos, species, edge_index, -shifts))
+        return self.readout.finish(0.5 * (plus + minus), species)

@@ -20,19 +20,22 @@ Units: positions Å, energies eV, forces eV/Å, stress eV/Å^3, virial eV.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from tfpot import _keys as K
+from tfpot.energy_derivatives import apply_strain, energy_gradients, stress_from_virial
 from tfpot.frames import LocalFrames
+from tfpot.geometry import EdgeGeometry, edge_geometry
 from tfpot.hyperparameters import ModelHyperparameters
 from tfpot.model_file import save_model
 from tfpot.nn.messages import MESSAGES
 from tfpot.nn.mlp import MLP
 from tfpot.nn.power_spectrum import AngularPowerSpectrum
 from tfpot.nn.radial import BesselBasis, PolynomialEnvelope
+from tfpot.nn.readout import EnergyReadout
 from tfpot.nn.tensor_frame_conv import FrameEdges, TensorFrameConv
 from tfpot.state_dict_upgrade import upgrade_state_dict
 
@@ -99,11 +102,7 @@ class EnergyModel(nn.Module):
             layers.append(TensorFrameConv(reps_, num_basis, message, receives, hidden,
                                           hp.hidden_odd, equivariant))
         self.layers = nn.ModuleList(layers)
-        self.readout = MLP(self.mul0, [hidden], 1)
-        # Per-element reference energies (eV) and the data set's scale/shift, float64.
-        self.register_buffer("atomic_reference", torch.zeros(len(species), dtype=torch.float64))
-        self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
-        self.register_buffer("energy_shift", torch.zeros((), dtype=torch.float64))
+        self.readout = EnergyReadout(self.mul0, hidden, len(species))
 
     @property
     def config(self) -> Dict[str, Any]:
@@ -149,19 +148,27 @@ class EnergyModel(nn.Module):
                              + ") is not in this model's species " + str(self.species))
         return idx
 
+    def _radial(self, pos: Tensor, edge_index: Tensor,
+                shifts: Tensor) -> Tuple[EdgeGeometry, Tensor, Tensor]:
+        """Edge geometry, radial basis (E, num_basis) and envelope (E,) in the model's dtype."""
+        geometry = edge_geometry(pos, edge_index, shifts, self.embedding.weight.dtype)
+        return geometry, self.rbf(geometry.r), self.envelope(geometry.r)
+
+    def local_frames(self, pos: Tensor, species: Tensor, edge_index: Tensor,
+                     shifts: Tensor) -> Tuple[Tensor, Tensor]:
+        """Frames (N, 3, 3), rows = local axes, and gates (N,) in [0, 1] (1: frame fully used,
+        0: frame-free); ``species`` is the model species index (:meth:`species_index`)."""
+        geometry, rbf, env = self._radial(pos, edge_index, shifts)
+        return self.frames(species, rbf, env, geometry.unit, edge_index[0], edge_index[1])
+
     def node_scalars(self, pos: Tensor, species: Tensor, edge_index: Tensor,
                      shifts: Tensor) -> Tensor:
         """Scalar features (N, mul0) of every atom after the last layer."""
         n = pos.shape[0]
         centre = edge_index[0]
         neighbour = edge_index[1]
-        # Edge vectors are formed in the input's precision (float64 positions keep float32 models
-        # exact to their own rounding, whatever the absolute coordinates), then cast.
-        vec = (pos[neighbour] - pos[centre] + shifts).to(self.embedding.weight.dtype)
-        r = torch.sqrt((vec * vec).sum(-1))
-        unit = vec / r.unsqueeze(-1)
-        env = self.envelope(r)
-        rbf = self.rbf(r)
+        geometry, rbf, env = self._radial(pos, edge_index, shifts)
+        unit = geometry.unit
 
         # Layer 1 sees the neighbours' species embeddings only, and the frame-free power
         # spectrum of each atom joins its scalars after layer 1: a neighbour's input to layer t
@@ -176,21 +183,34 @@ class EnergyModel(nn.Module):
         U = torch.matmul(Li, frames[neighbour].transpose(1, 2))
         edges = FrameEdges(U, local_dir, gate[centre] * gate[neighbour], rbf, env, centre,
                            neighbour)
-        V = torch.zeros(n, self.mul1, 3, dtype=vec.dtype, device=vec.device)
-        T = torch.zeros(n, self.mul2, 3, 3, dtype=vec.dtype, device=vec.device)
+        V = torch.zeros(n, self.mul1, 3, dtype=unit.dtype, device=unit.device)
+        T = torch.zeros(n, self.mul2, 3, 3, dtype=unit.dtype, device=unit.device)
         for t, layer in enumerate(self.layers):
             s, V, T = layer(s, V, T, edges)
             if t == 0:
                 s = s + p
         return s
 
-    def atomic_energies(self, pos: Tensor, species: Tensor, edge_index: Tensor, shifts: Tensor) -> Tensor:
-        """Per-atom energies (N,) float64, eV, before the E0 reference is added."""
-        e = self.readout(self.node_scalars(pos, species, edge_index, shifts)).squeeze(-1)
-        return e.to(torch.float64) * self.energy_scale + self.energy_shift
+    def atomic_energies(self, pos: Tensor, species: Tensor, edge_index: Tensor,
+                        shifts: Tensor) -> Tensor:
+        """Per-atom energies (N,) float64, eV, final: scale, shift and E0 included.
+
+        Shapes: pos (N, 3) Å, species (N,) model species index, edge_index (2, E), shifts
+        (E, 3) Å. The energy of a structure is their sum; forces and stress are its derivatives
+        (:mod:`tfpot.energy_derivatives`).
+        """
+        return self.readout(self.node_scalars(pos, species, edge_index, shifts), species)
 
     def forward(self, data: Dict[str, Tensor], compute_forces: bool = True,
                 compute_stress: bool = False) -> Dict[str, Tensor]:
+        """Energies and their derivatives for a batch of structures (keys of :mod:`tfpot._keys`).
+
+        Args:
+            data: pos, atomic_numbers, edge_index, shifts; batch (default: one structure),
+                num_graphs (default: from batch), cell (needed for stress).
+            compute_forces: forces -dE/dpos.
+            compute_stress: virial -dE/d(strain) and stress (zero for cells of zero volume).
+        """
         pos = data[K.POSITIONS]
         edge_index = data[K.EDGE_INDEX]
         shifts = data[K.SHIFTS]
@@ -203,45 +223,25 @@ class EnergyModel(nn.Module):
         num_graphs = int(batch.max()) + 1 if n > 0 else 1
         if K.NUM_GRAPHS in data:
             num_graphs = int(data[K.NUM_GRAPHS])
+        if compute_stress and K.CELL not in data:
+            raise ValueError("stress needs the cell ('cell' key) of each structure")
 
+        if (compute_forces or compute_stress) and not pos.requires_grad:
+            pos = pos.detach().requires_grad_(True)
         strain: Optional[Tensor] = None
-        grad_inputs: List[Tensor] = []
-        if compute_forces or compute_stress:
-            if not pos.requires_grad:
-                pos = pos.detach().requires_grad_(True)
-            grad_inputs.append(pos)
+        pos_used = pos
         if compute_stress:
-            if K.CELL not in data:
-                raise ValueError("stress needs the cell ('cell' key) of each structure")
-            strain = torch.zeros(num_graphs, 3, 3, dtype=pos.dtype, device=pos.device)
-            strain.requires_grad_(True)
-            sym = 0.5 * (strain + strain.transpose(1, 2))
-            pos_used = pos + torch.bmm(pos.unsqueeze(1), sym[batch]).squeeze(1)
-            edge_graph = batch[edge_index[0]]
-            shifts = shifts + torch.bmm(shifts.unsqueeze(1), sym[edge_graph]).squeeze(1)
-            grad_inputs.append(strain)
-        else:
-            pos_used = pos
+            strain, pos_used, shifts = apply_strain(pos, shifts, batch, edge_index, num_graphs)
 
         e_atom = self.atomic_energies(pos_used, species, edge_index, shifts)
-        e_atom = e_atom + self.atomic_reference[species]
         energy = torch.zeros(num_graphs, dtype=torch.float64, device=pos.device).index_add(0, batch, e_atom)
         out: Dict[str, Tensor] = {K.ENERGY: energy, K.ATOMIC_ENERGIES: e_atom}
-        if len(grad_inputs) > 0:
-            grads = torch.autograd.grad([energy.sum()], grad_inputs, create_graph=self.training,
-                                        allow_unused=True)
-            g_pos = grads[0]
-            if g_pos is None:
-                g_pos = torch.zeros_like(pos)
-            out[K.FORCES] = -g_pos
-            if strain is not None:
-                g_strain = grads[1]
-                if g_strain is None:
-                    g_strain = torch.zeros_like(strain)
-                out[K.VIRIAL] = -g_strain
-                cell = data[K.CELL].view(-1, 3, 3)
-                volume = torch.abs(torch.linalg.det(cell))
-                out[K.STRESS] = g_strain / volume.view(-1, 1, 1)
+        if compute_forces or compute_stress:
+            forces, virial = energy_gradients(energy.sum(), pos, strain, self.training)
+            out[K.FORCES] = forces
+            if virial is not None:
+                out[K.VIRIAL] = virial
+                out[K.STRESS] = stress_from_virial(virial, data[K.CELL])
         return out
 
     def __repr__(self) -> str:

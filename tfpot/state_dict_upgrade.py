@@ -6,7 +6,9 @@ Model files and training checkpoints store ``model.state_dict()``. tfpot 0.3 wro
   ``TensorFrameConv``/``MLPMessage``/``AttentionMessage`` modules with plain MLPs; since 0.4 every
   layer is the one :class:`~tfpot.nn.tensor_frame_conv.TensorFrameConv` whose networks have
   empty odd channels in that mode, so the same weights sit under other names;
-* sign buffers ``mirror_vec``/``mirror_mat`` of the mirror pass (now constants, not stored).
+* the readout network and its float64 buffers (E0, scale, shift) at the top level; since 0.4
+  they belong to the readout module (:class:`~tfpot.nn.readout.EnergyReadout`);
+* sign buffers ``mirror_vec``/``mirror_mat`` of the mirror pass (gone with the mode).
 
 :func:`upgrade_state_dict` maps those names; the numbers are the same tensors.
 """
@@ -31,6 +33,9 @@ RENAMES: List[Tuple[str, str]] = [
     # node update of an SO(3)-only layer: MLP (Linear, SiLU, Linear)
     (r"^(layers\.\d+\.update\.)net\.0\.", r"\1layers.0.even."),
     (r"^(layers\.\d+\.update\.)net\.2\.", r"\1out.even."),
+    # readout: MLP and buffers of the model -> EnergyReadout
+    (r"^readout\.net\.", "readout.mlp.net."),
+    (r"^(atomic_reference|energy_scale|energy_shift)$", r"readout.\1"),
 ]
 DROPPED = ("mirror_vec", "mirror_mat")
 

@@ -74,14 +74,6 @@ def model_inputs(batch) -> Dict[str, Tensor]:
     return out
 
 
-def predicted_stress(out: Dict[str, Tensor], cell: Tensor) -> Tensor:
-    """Stress (G, 3, 3) eV/Å^3 from the virial, safe for cells of zero volume (molecules: 0)."""
-    virial = out[K.VIRIAL].to(torch.float64)
-    volume = torch.abs(torch.linalg.det(cell.reshape(-1, 3, 3).to(torch.float64)))
-    safe = torch.where(volume > 0, volume, torch.ones_like(volume))
-    return -virial / safe.view(-1, 1, 1) * (volume > 0).view(-1, 1, 1)
-
-
 def errors(pred: Dict[str, Tensor], t: Targets, per_atom_energy: bool = True) -> Dict[str, Tensor]:
     """Prediction minus reference for each labelled entry (float64, differentiable).
 

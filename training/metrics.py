@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from tfpot import _keys as K
-from tfpot.training.losses import Targets, WeightedLoss, errors, model_inputs, predicted_stress
+from tfpot.training.losses import Targets, WeightedLoss, errors, model_inputs
 
 FIELDS = ("e_abs", "e_sq", "e_n", "etot_abs", "etot_sq", "f_abs", "f_sq", "f_n", "s_abs", "s_sq",
           "s_n", "loss_e", "loss_f", "loss_s")
@@ -102,12 +102,8 @@ class MetricAccumulator:
 
 
 def predict_batch(model: torch.nn.Module, batch, forces: bool, stress: bool) -> Dict[str, Tensor]:
-    """Model outputs for a PyG batch; ``stress`` comes from the virial (0 for molecules)."""
-    out = model(model_inputs(batch), compute_forces=forces or stress, compute_stress=stress)
-    if stress:
-        out = dict(out)
-        out[K.STRESS] = predicted_stress(out, batch[K.CELL])
-    return out
+    """Model outputs for a PyG batch (stress is 0 for molecules: cells of zero volume)."""
+    return model(model_inputs(batch), compute_forces=forces or stress, compute_stress=stress)
 
 
 def evaluate(model: torch.nn.Module, dataset, batch_size: int = 16, ctx=None,

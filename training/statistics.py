@@ -105,8 +105,5 @@ def training_statistics(train: StructureSet, species: Sequence[int], e0: Union[s
 
 def apply_statistics(model: EnergyModel, stats: Mapping[str, Any]) -> None:
     """Write E0 (per model species), scale and shift into the model's float64 buffers."""
-    with torch.no_grad():
-        e0 = torch.tensor([stats["e0"].get(int(z), 0.0) for z in model.species], dtype=torch.float64)
-        model.atomic_reference.copy_(e0)
-        model.energy_scale.fill_(float(stats["energy_scale"]))
-        model.energy_shift.fill_(float(stats["energy_shift"]))
+    model.readout.set_statistics([stats["e0"].get(int(z), 0.0) for z in model.species],
+                                 stats["energy_scale"], stats["energy_shift"])

@@ -292,8 +292,8 @@ def _real_model(dtype: str):
                               num_layers=1, reps="8x0+4x1+2x2", hidden=16, lmax=2, ps_channels=4,
                               num_basis=4).eval()
     with torch.no_grad():
-        model.energy_scale.fill_(300.0)
-        model.atomic_reference.copy_(torch.tensor([-3.7, -4.4, -3.4, -1.1, -1.3, -1.9]))
+        model.readout.energy_scale.fill_(300.0)
+        model.readout.atomic_reference.copy_(torch.tensor([-3.7, -4.4, -3.4, -1.1, -1.3, -1.9]))
     return model
 
 

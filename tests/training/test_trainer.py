@@ -53,8 +53,8 @@ def test_loss_falls_and_outputs_are_complete(tiny_config):
     model = tfpot.load_model(out / "best_model.pt")
     stats = json.loads((out / "statistics.json").read_text())
     e0 = [stats["e0"][str(z)] for z in model.species]
-    assert torch.allclose(model.atomic_reference, torch.tensor(e0, dtype=torch.float64))
-    assert float(model.energy_scale) == pytest.approx(stats["energy_scale"])
+    assert torch.allclose(model.readout.atomic_reference, torch.tensor(e0, dtype=torch.float64))
+    assert float(model.readout.energy_scale) == pytest.approx(stats["energy_scale"])
     from tfpot.data import demo_dataset_path, read_structures
 
     atoms = read_structures(demo_dataset_path(), indices=[int(splits["test"][0])])[0]
@@ -158,7 +158,7 @@ def test_fit_api_float32(tmp_path):
     before = force_mae(model.eval())
     fitted = fit(model, train, val, epochs=4, batch_size=4, lr=1e-2, forces_weight=10.0, seed=0)
     assert fitted is model and not fitted.training
-    assert float(fitted.energy_scale) != 1.0  # statistics went into the buffers
+    assert float(fitted.readout.energy_scale) != 1.0  # statistics went into the buffers
     assert fitted.embedding.weight.dtype == torch.float32
     assert force_mae(fitted) < 0.8 * before
 

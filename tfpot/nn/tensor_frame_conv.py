@@ -18,7 +18,7 @@ are proper rotations, so a reflection acts on local coordinates as ``z -> -z``).
 scale its messages by the envelope ``u`` (zero at the cutoff with two derivatives).
 """
 
-from __future__ import annotations
+# no "from __future__ import annotations": TorchScript reads the NamedTuple annotations
 
 from typing import NamedTuple, Tuple
 
