@@ -7,8 +7,7 @@ from torch_geometric.data import Batch
 
 import tfpot
 from tfpot import _keys as K
-from tfpot.data.graphs import atoms_to_data
-from tfpot.training.losses import model_inputs
+from tfpot.data.datasets import atoms_to_data, model_inputs
 from tfpot.energy_derivatives import apply_strain, energy_gradients, stress_from_virial
 from tfpot.graph import atoms_to_graph
 

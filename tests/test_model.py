@@ -195,8 +195,8 @@ def test_batch_equals_single_structures_float64():
     # (float64, abs 1e-12 eV)
     from torch_geometric.data import Batch
 
-    from tfpot.data.graphs import atoms_to_data
-    from tfpot.training.losses import model_inputs
+    from tfpot.data.datasets import atoms_to_data
+    from tfpot.data.datasets import model_inputs
 
     model = make_model()
     structs = [ethanol(), triclinic_cu(), molecule("CH4")]

@@ -192,7 +192,8 @@ def collate(items: List):
     return Batch.from_data_list(items)
 
 
-def make_loader(dataset, sampler: ShardedBatchSampler, num_workers: int = 0) -> torch.utils.data.DataLoader:
+def sharded_loader(dataset, sampler: ShardedBatchSampler,
+                   num_workers: int = 0) -> torch.utils.data.DataLoader:
     """A DataLoader serving this rank's batches (None for an empty share)."""
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                        num_workers=num_workers)

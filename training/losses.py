@@ -43,7 +43,7 @@ class Targets:
 
     @classmethod
     def from_batch(cls, batch) -> "Targets":
-        """Labels of a PyG batch made by :mod:`tfpot.data.graphs`."""
+        """Labels of a PyG batch made by :mod:`tfpot.data.datasets`."""
         g = int(batch.num_graphs)
         index = batch[K.BATCH]
         num_atoms = torch.bincount(index, minlength=g).to(torch.float64)
@@ -64,14 +64,6 @@ class Targets:
             t.stress = batch[K.STRESS].reshape(-1, 3, 3).to(torch.float64)
             t.stress_mask = mask("stress", False)
         return t
-
-
-def model_inputs(batch) -> Dict[str, Tensor]:
-    """The model's input dict from a PyG batch (keys of :mod:`tfpot._keys`)."""
-    out = {k: batch[k] for k in (K.POSITIONS, K.ATOMIC_NUMBERS, K.EDGE_INDEX, K.SHIFTS, K.CELL,
-                                 K.BATCH)}
-    out[K.NUM_GRAPHS] = torch.tensor(int(batch.num_graphs))
-    return out
 
 
 def errors(pred: Dict[str, Tensor], t: Targets, per_atom_energy: bool = True) -> Dict[str, Tensor]:

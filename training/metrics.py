@@ -27,7 +27,9 @@ import torch
 from torch import Tensor
 
 from tfpot import _keys as K
-from tfpot.training.losses import Targets, WeightedLoss, errors, model_inputs
+from tfpot.data.datasets import model_inputs
+from tfpot.training.distributed import DistContext, ShardedBatchSampler, sharded_loader
+from tfpot.training.losses import Targets, WeightedLoss, errors
 
 FIELDS = ("e_abs", "e_sq", "e_n", "etot_abs", "etot_sq", "f_abs", "f_sq", "f_n", "s_abs", "s_sq",
           "s_n", "loss_e", "loss_f", "loss_s")
@@ -123,7 +125,6 @@ def evaluate(model: torch.nn.Module, dataset, batch_size: int = 16, ctx=None,
     Returns:
         ``metrics`` dict (see the module table), or ``(metrics, predictions)``.
     """
-    from tfpot.training.distributed import DistContext, ShardedBatchSampler, make_loader
 
     ctx = ctx or DistContext.single(next(model.parameters()).device)
     was_training = model.training
@@ -134,7 +135,7 @@ def evaluate(model: torch.nn.Module, dataset, batch_size: int = 16, ctx=None,
     sampler = ShardedBatchSampler(len(dataset), batch_size * ctx.world_size, ctx.rank,
                                   ctx.world_size, shuffle=False)
     try:
-        for batch in make_loader(dataset, sampler):
+        for batch in sharded_loader(dataset, sampler):
             if batch is None:
                 continue
             batch = batch.to(ctx.device)

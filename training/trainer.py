@@ -47,13 +47,13 @@ from tfpot.training.checkpoint import (CHECKPOINT_NAME, atomic_write_text, load_
 from tfpot.training.config import ConfigError, TrainConfig, config_from_dict, load_config
 from tfpot.training.data import StructureSet, atoms_set, load_splits
 from tfpot.training.distributed import (DistContext, ShardedBatchSampler, all_reduce_gradients,
-                                        make_loader, setup, teardown)
+                                        setup, sharded_loader, teardown)
 from tfpot.training.ema import ExponentialMovingAverage
 from tfpot.training.losses import Targets, WeightedLoss, errors
 from tfpot.training.metrics import (MetricAccumulator, evaluate, format_metrics, predict_batch,
                                     short_metrics)
 from tfpot.training.schedules import LRSchedule
-from tfpot.training.statistics import apply_statistics, training_statistics
+from tfpot.training.normalisation import apply_statistics, training_statistics
 
 Callback = Callable[["Trainer"], None]
 
@@ -269,7 +269,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch)
-        loader = make_loader(self.train_set, self.sampler, self.cfg.data.num_workers)
+        loader = sharded_loader(self.train_set, self.sampler, self.cfg.data.num_workers)
         # no bar when stderr is a file (batch jobs): the epoch lines say the same
         show = (self.cfg.logging.progress_bar and self.ctx.is_main and self.verbose
                 and sys.stderr.isatty())

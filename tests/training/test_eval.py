@@ -10,7 +10,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 import tfpot
 from tfpot.cli import main
-from tfpot.training.statistics import apply_statistics
+from tfpot.training.normalisation import apply_statistics
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

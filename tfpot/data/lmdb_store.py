@@ -43,9 +43,11 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from tfpot import __version__
 from tfpot.data._labels import attach_labels, labels_of
+from tfpot.data.datasets import arrays_to_data, targets_to_pad
 from tfpot.data.errors import DataFormatError
-from tfpot.data.graphs import arrays_to_data, targets_to_pad
+from tfpot.graph import neighbor_list
 from tfpot.data.statistics import DatasetStatistics, StatisticsAccumulator
 from tfpot.data.units import INTERNAL_UNITS
 
@@ -217,9 +219,6 @@ def write_lmdb(
     Raises:
         ValueError: no structures.
     """
-    from tfpot.graph import neighbor_list
-    from tfpot import __version__
-
     path = Path(path)
     float_dtype = np.dtype(float_dtype)
     if float_dtype not in (np.float32, np.float64):
@@ -454,7 +453,7 @@ class LmdbDataset(torch.utils.data.Dataset):
         return_type: ``"graph"`` (default when a cutoff is given) or ``"atoms"``.
         transform: optional callable applied to each item.
 
-    Shapes (graphs): see :mod:`tfpot.data.graphs`.
+    Shapes (graphs): see :mod:`tfpot.data.datasets`.
     """
 
     def __init__(self, path: PathLike, cutoff: Optional[float] = None,
@@ -556,8 +555,6 @@ class LmdbDataset(torch.utils.data.Dataset):
                 keep = np.einsum("ij,ij->i", vec, vec) < self.cutoff ** 2
                 edge_index, shifts = edge_index[:, keep], shifts[keep]
         else:
-            from tfpot.graph import neighbor_list
-
             nl = neighbor_list(positions, self.cutoff, cell, rec["pbc"])
             edge_index, shifts = nl.edge_index, nl.shifts
         energy = rec.get("energy")

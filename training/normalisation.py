@@ -1,5 +1,7 @@
-"""Numbers put into the model before training: per-element reference energies E0, the scale of
-the network output and a per-atom shift, and the average neighbour count (message normalisation).
+"""Normalisation of a model to its training data, before training: per-element reference
+energies E0, the scale of the network output and a per-atom shift (the readout's buffers), and the
+average neighbour count (message normalisation). The data-set statistics they come from are
+:mod:`tfpot.data.statistics`.
 
     E_i = scale * NN_i + shift + E0[z_i]
 
