@@ -1,9 +1,6 @@
-"""Structures and small models shared by the tests."""
+"""Small models shared by the tests; structures come from tfpot.testing.structures."""
 
-import numpy as np
 import torch
-from ase import Atoms
-from ase.build import bulk, molecule
 
 import tfpot
 from tfpot.builder import model_from_config
@@ -28,20 +25,3 @@ def make_model(message="mlp", dtype=torch.float64, **hyper):
         averaged.load_state_dict(model.state_dict())
         model = averaged
     return model.eval()
-
-
-def ethanol() -> Atoms:
-    a = molecule("CH3CH2OH")
-    a.rattle(0.02, seed=1)
-    return a
-
-
-def triclinic_cu(n_rattle=0.05, seed=0) -> Atoms:
-    """A small triclinic periodic Cu/O cell, smaller than twice the cutoff."""
-    a = bulk("Cu", "fcc", a=3.6).repeat((2, 2, 2))
-    cell = np.array(a.get_cell())
-    cell[2] += 0.4 * cell[0] - 0.2 * cell[1]
-    a.set_cell(cell, scale_atoms=True)
-    a.symbols[3] = "O"
-    a.rattle(n_rattle, seed=seed)
-    return a

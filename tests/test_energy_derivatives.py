@@ -10,8 +10,9 @@ from tfpot import _keys as K
 from tfpot.data.datasets import atoms_to_data, model_inputs
 from tfpot.energy_derivatives import apply_strain, energy_gradients, stress_from_virial
 from tfpot.graph import atoms_to_graph
+from tfpot.testing.structures import ethanol, triclinic_cu
 
-from helpers import ethanol, make_model, triclinic_cu
+from helpers import make_model
 
 
 def test_stress_from_virial_is_zero_at_zero_volume_and_minus_w_over_v_otherwise():

@@ -33,7 +33,6 @@ def brute_force(positions, cutoff, cell, pbc):
         else:
             reps.append(range(0, 1))
     found, ambiguous = {}, set()
-    n = len(positions)
     for S in itertools.product(*reps):
         shift = np.asarray(S, float) @ cell
         d = positions[None, :, :] - positions[:, None, :] + shift  # (i, j, 3)
@@ -168,7 +167,8 @@ def test_one_builder_behind_prediction_calculator_and_data_pipeline():
     from tfpot.calculators import TFPotCalculator
     from tfpot.data.datasets import atoms_to_data, model_inputs
 
-    from helpers import make_model, triclinic_cu
+    from helpers import make_model
+    from tfpot.testing.structures import triclinic_cu
 
     atoms = triclinic_cu()
     model = make_model()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -52,19 +52,30 @@ class LocalEnergyModel(nn.Module):
         return energy.detach(), e_atom.detach(), forces
 
 
-def export_metadata(model: EnergyModel, dtype: torch.dtype) -> Dict[str, Any]:
+def lammps_metadata(species: Sequence[int], cutoff: float, num_hops: int,
+                    dtype: Union[str, torch.dtype]) -> Dict[str, Any]:
+    """The ``metadata.json`` of an export, as the LAMMPS plugin reads it (pair_tfpot.cpp).
+
+    Args: atomic numbers in the module's species order, cutoff (Å), reach in cutoffs, dtype of
+    the module's parameters.
+    """
     return {
         "format": EXPORT_FORMAT,
         "format_version": EXPORT_FORMAT_VERSION,
-        "species": list(model.species),
-        "cutoff": float(model.cutoff),
-        "num_hops": int(model.num_hops),
-        "ghost_cutoff": float(model.num_hops * model.cutoff),
+        "species": [int(z) for z in species],
+        "cutoff": float(cutoff),
+        "num_hops": int(num_hops),
+        "ghost_cutoff": float(num_hops * cutoff),
         "units": "metal",
         "dtype": str(dtype).replace("torch.", ""),
         "tfpot_version": __version__,
         "torch_version": torch.__version__.split("+")[0],
     }
+
+
+def export_metadata(model: EnergyModel, dtype: torch.dtype) -> Dict[str, Any]:
+    """:func:`lammps_metadata` of ``model`` exported with parameters in ``dtype``."""
+    return lammps_metadata(model.species, model.cutoff, model.num_hops, dtype)
 
 
 def export_model(model: Union[EnergyModel, str, os.PathLike], path: Union[str, os.PathLike],

@@ -17,7 +17,6 @@ import warnings
 from typing import Any, Dict, List, Mapping, Sequence, Union
 
 import numpy as np
-import torch
 
 from tfpot.model import EnergyModel
 from tfpot.training.data import StructureSet

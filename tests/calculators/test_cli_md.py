@@ -9,7 +9,9 @@ import torch
 from ase.build import bulk
 
 import tfpot
-from helpers import ethanol, make_model
+from helpers import make_model
+from tfpot.testing.structures import ethanol
+from tfpot.calculators import TFPotCalculator
 from tfpot.cli import main
 
 
@@ -18,6 +20,9 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
     model = make_model()
     tfpot.save_model(model, d / "model.pt")
+    with torch.no_grad():  # forces and stress of a trained model's size (~0.1-1 eV/Å)
+        model.readout.energy_scale.fill_(300.0)
+    tfpot.save_model(model, d / "stiff.pt")
     ase.io.write(d / "ethanol.xyz", ethanol())
     cu = bulk("Cu", "fcc", a=3.65, cubic=True)
     cu.rattle(0.02, seed=0)
@@ -88,14 +93,24 @@ def test_relax_molecule(files, capsys, optimizer):
 
 
 def test_relax_cell(files, capsys):
+    # --cell must relax the cell. At the start the cell's generalised force (FrechetCellFilter:
+    # |sigma| V / N, eV/Å) is above the 0.005 eV/Å target, so a run that ignored --cell could
+    # not converge; at the end it is below the target and the volume has changed.
+    start = ase.io.read(files / "cu.extxyz")
+    start.calc = TFPotCalculator(str(files / "stiff.pt"))
+    v0, n = start.get_volume(), len(start)
+    assert np.abs(start.get_stress()).max() * v0 / n > 2 * 0.005
     out = files / "cu_relaxed.xyz"
-    rc = main(["relax", str(files / "cu.extxyz"), str(files / "model.pt"), "--cell",
+    rc = main(["relax", str(files / "cu.extxyz"), str(files / "stiff.pt"), "--cell",
                "--fmax", "0.005", "-o", str(out)])
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "volume" in text
     relaxed = ase.io.read(out)
     assert relaxed.get_stress().shape == (6,)
+    v1 = relaxed.get_volume()
+    assert abs(v1 - v0) > 1e-2 * v0, (v0, v1)
+    assert np.abs(relaxed.get_stress()).max() * v1 / n < 0.005
     rc = main(["relax", str(files / "ethanol.xyz"), str(files / "model.pt"), "--cell"])
     assert rc == 1
     assert "periodic in 3D" in capsys.readouterr().err

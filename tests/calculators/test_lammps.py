@@ -3,10 +3,11 @@
 LAMMPS runs as a subprocess (``lmp`` / ``mpiexec -n N lmp``); energies, the virial and per-atom
 forces/energies are read back from ``print`` lines and a ``dump`` file written with 17 digits.
 
-The model is the real tfpot model exported with :func:`tfpot.export.export_model` when that module
-exists; otherwise a TorchScript stand-in that follows the same export contract (a smooth two-hop
-many-body potential, below). The Python reference is (a) ``tfpot.predict`` on the eager model
-(real model) and (b) the exported TorchScript module evaluated on explicit periodic images, which
+The model is the real tfpot model exported with :func:`tfpot.export.export_model`. A TorchScript
+stand-in that follows the same export contract (a smooth two-hop many-body potential, below,
+with the metadata of :func:`tfpot.export.lammps_metadata`) serves the refusal tests, which need
+files the exporter would never write. The Python reference is (a) ``tfpot.predict`` on the eager
+model and (b) the exported TorchScript module evaluated on explicit periodic images, which
 needs no LAMMPS and checks the ``ghost_cutoff`` the metadata declares.
 
 Skipped only when the ``lammps`` package is missing; a plugin that does not build is an error.
@@ -31,7 +32,9 @@ from ase import Atoms  # noqa: E402
 from ase.build import bulk, molecule  # noqa: E402
 from ase.data import atomic_masses, atomic_numbers  # noqa: E402
 
+import tfpot  # noqa: E402
 from tfpot.calculators.lammps_build import build_plugin, run_lammps  # noqa: E402
+from tfpot.export import export_model, lammps_metadata  # noqa: E402
 
 SPECIES = (29, 28, 13, 1, 6, 8)  # Cu Ni Al H C O, the model's own order
 CUTOFF = 3.5  # Å: first and second fcc shells
@@ -40,19 +43,8 @@ NKTV2P_METAL = 1.6021765e6  # LAMMPS metal units: pressure (bar) = virial (eV) *
 TOL = {"float64": 1e-8, "float32": 2e-4, "mpi": 1e-10}
 
 
-def _real_export_available() -> bool:
-    try:
-        from tfpot.export import export_model  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-REAL_MODEL = _real_export_available()
-
-
 # ---------------------------------------------------------------------------------------------
-# the stand-in model (export contract only) and the Python reference evaluation
+# the stand-in model (export contract only, for the refusal tests) and the Python reference
 
 
 class StandInModel(torch.nn.Module):
@@ -98,9 +90,8 @@ def export_standin(path: Path, dtype: str = "float64", metadata: Dict | None = N
                    with_metadata: bool = True) -> Path:
     torch_dtype = torch.float64 if dtype == "float64" else torch.float32
     module = torch.jit.script(StandInModel(len(SPECIES), CUTOFF, torch_dtype))
-    meta = {"format": "tfpot-lammps", "format_version": 1, "species": list(SPECIES),
-            "cutoff": CUTOFF, "num_hops": 2, "ghost_cutoff": 2 * CUTOFF, "units": "metal",
-            "dtype": dtype, "tfpot_version": "stand-in"}
+    meta = lammps_metadata(SPECIES, CUTOFF, 2, dtype)  # the keys tfpot.export writes
+    meta["tfpot_version"] = "stand-in"
     meta.update(metadata or {})
     extra = {"metadata.json": json.dumps(meta)} if with_metadata else {}
     torch.jit.save(module, str(path), _extra_files=extra)
@@ -286,8 +277,6 @@ def model_dir(tmp_path_factory) -> Path:
 
 def _real_model(dtype: str):
     """A small tfpot model; energies scaled so that forces are O(1 eV/Å) as in a trained one."""
-    import tfpot
-
     model = tfpot.build_model(list(SPECIES), cutoff=CUTOFF, seed=0, preset="small", dtype=dtype,
                               num_layers=1, reps="8x0+4x1+2x2", hidden=16, lmax=2, ps_channels=4,
                               num_basis=4).eval()
@@ -302,25 +291,17 @@ def exported(request, model_dir):
     """(path of the exported model, eager model or None) in each dtype."""
     dtype = request.param
     path = model_dir / f"model_{dtype}.pt"
-    if REAL_MODEL:
-        from tfpot.export import export_model
-
-        model = _real_model(dtype)
-        export_model(model, path)
-        return path, model, dtype
-    return export_standin(path, dtype=dtype), None, dtype
+    model = _real_model(dtype)
+    export_model(model, path)
+    return path, model, dtype
 
 
 @pytest.fixture(scope="session")
 def exported64(model_dir):
     path = model_dir / "model64.pt"
-    if REAL_MODEL:
-        from tfpot.export import export_model
-
-        model = _real_model("float64")
-        export_model(model, path)
-        return path, model
-    return export_standin(path), None
+    model = _real_model("float64")
+    export_model(model, path)
+    return path, model
 
 
 def test_cli_build_prints_plugin_load_line_and_reuses_the_cache(plugin, capsys):
@@ -351,9 +332,6 @@ def _lammps_eval(plugin, model, atoms, elements, workdir, nprocs=1):
 def test_exported_module_matches_python_model(exported64):
     """The exported module on explicit images equals the eager model (no LAMMPS involved)."""
     path, model = exported64
-    if model is None:
-        pytest.skip("tfpot.export not available yet: only the stand-in model is exported")
-    import tfpot
 
     for atoms in (alloy_cell(), molecule_in_box()):
         ref = tfpot.predict(model, atoms, stress=bool(atoms.pbc.all()))
