@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
+import torch
+
 from tfpot.errors import TfpotError
 
 PLUGIN_NAME = "tfpotplugin.so"
@@ -192,8 +194,6 @@ def find_lammps() -> LammpsInstall:
 
 
 def _torch_paths():
-    import torch
-
     root = Path(torch.__file__).resolve().parent
     includes = [root / "include", root / "include" / "torch" / "csrc" / "api" / "include"]
     lib = root / "lib"

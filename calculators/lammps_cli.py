@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from tfpot.calculators.lammps_build import build_plugin
+
 
 def _build(args: argparse.Namespace) -> int:
-    from tfpot.calculators.lammps_build import build_plugin
-
     path = build_plugin(build_dir=args.build_dir, verbose=args.verbose, force=args.force)
     print(f"plugin load {path}")
     return 0

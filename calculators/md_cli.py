@@ -16,9 +16,22 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
+import ase.io
 import numpy as np
+import torch
+from ase import units
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io.trajectory import Trajectory
+from ase.md import velocitydistribution as vd
+from ase.md.langevin import Langevin
+from ase.md.nptberendsen import NPTBerendsen
+from ase.md.nvtberendsen import NVTBerendsen
+from ase.md.verlet import VelocityVerlet
+from tqdm import tqdm
+
+from tfpot.calculators.ase_calculator import TFPotCalculator
 
 ENSEMBLES = ("nve", "langevin", "nvt-berendsen", "npt")
 
@@ -42,13 +55,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_structure_and_calculator(args: argparse.Namespace):
     """(atoms, calculator) from the parsed arguments; raises ValueError with the file named."""
-    import ase.io
-
-    from tfpot.calculators.ase_calculator import TFPotCalculator
 
     if getattr(args, "threads", None):
-        import torch
-
         torch.set_num_threads(args.threads)
     path = Path(args.structure)
     if not path.exists():
@@ -86,26 +94,17 @@ def make_dynamics(atoms, ensemble: str, timestep_fs: float, temperature_K: float
                   friction_per_fs: float, seed: int, pressure_bar: float = 1.01325,
                   taut_fs: float = 100.0, taup_fs: float = 1000.0):
     """An ASE dynamics object for ``ensemble`` (units: fs, K, 1/fs, bar)."""
-    from ase import units
-
     dt = timestep_fs * units.fs
     if ensemble == "nve":
-        from ase.md.verlet import VelocityVerlet
-
         return VelocityVerlet(atoms, dt)
     if ensemble == "langevin":
-        from ase.md.langevin import Langevin
-
         return Langevin(atoms, dt, temperature_K=temperature_K, friction=friction_per_fs / units.fs,
                         rng=np.random.default_rng(seed), fixcm=False)
     if ensemble == "nvt-berendsen":
-        from ase.md.nvtberendsen import NVTBerendsen
-
         return NVTBerendsen(atoms, dt, temperature_K=temperature_K, taut=taut_fs * units.fs)
     if ensemble == "npt":
         if not np.all(atoms.pbc):
             raise ValueError(f"--ensemble npt needs a cell periodic in 3D (pbc={atoms.pbc.tolist()})")
-        from ase.md.nptberendsen import NPTBerendsen
 
         # compressibility of a typical solid, 1e-6 / bar: with taup it sets the barostat response
         return NPTBerendsen(atoms, dt, temperature_K=temperature_K,
@@ -117,8 +116,6 @@ def make_dynamics(atoms, ensemble: str, timestep_fs: float, temperature_K: float
 def init_velocities(atoms, temperature_K: float, seed: int) -> None:
     """Maxwell-Boltzmann momenta at ``temperature_K`` without centre-of-mass motion (and
     without rotation for molecules)."""
-    from ase.md import velocitydistribution as vd
-
     if temperature_K <= 0:
         atoms.set_momenta(np.zeros((len(atoms), 3)))
         return
@@ -147,8 +144,6 @@ class TrajectoryWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._traj = None
         if self.path.suffix == ".traj":
-            from ase.io.trajectory import Trajectory
-
             self._traj = Trajectory(str(self.path), "w")
         elif self.path.exists():
             self.path.unlink()
@@ -157,9 +152,6 @@ class TrajectoryWriter:
         if self._traj is not None:
             self._traj.write(atoms)
             return
-        import ase.io
-        from ase.calculators.singlepoint import SinglePointCalculator
-
         frame = atoms.copy()
         results = {k: atoms.calc.results[k] for k in ("energy", "forces", "stress")
                    if k in atoms.calc.results}
@@ -173,9 +165,6 @@ class TrajectoryWriter:
 
 # ---------------------------------------------------------------------------------------------
 def run_md(args: argparse.Namespace) -> int:
-    from ase import units
-    from tqdm import tqdm
-
     try:
         atoms, calc = load_structure_and_calculator(args)
         init_velocities(atoms, args.temperature, args.seed)

@@ -12,9 +12,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
+import ase.io
 import numpy as np
+from ase import optimize, units
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.filters import FrechetCellFilter
 
 from tfpot.calculators.md_cli import _positive, add_model_arguments, load_structure_and_calculator
 
@@ -31,15 +35,12 @@ def relax(atoms, fmax: float = 0.05, steps: int = 1000, optimizer: str = "BFGS",
         steps taken, and the final max force of the optimised object (with ``cell``: the
         filter's generalised forces, which include stress x volume).
     """
-    from ase import optimize, units
-
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS} (got {optimizer!r})")
     target = atoms
     if cell:
         if not np.all(atoms.pbc):
             raise ValueError(f"--cell needs a cell periodic in 3D (pbc={atoms.pbc.tolist()})")
-        from ase.filters import FrechetCellFilter
 
         target = FrechetCellFilter(atoms, scalar_pressure=pressure_GPa * units.GPa)
     opt = getattr(optimize, optimizer)(target, trajectory=trajectory, logfile=logfile)
@@ -50,9 +51,6 @@ def relax(atoms, fmax: float = 0.05, steps: int = 1000, optimizer: str = "BFGS",
 
 
 def run_relax(args: argparse.Namespace) -> int:
-    import ase.io
-    from ase.calculators.singlepoint import SinglePointCalculator
-
     try:
         atoms, calc = load_structure_and_calculator(args)
         e0 = atoms.get_potential_energy()

@@ -12,6 +12,7 @@ from ase import Atoms
 from tfpot import _keys as K
 from tfpot.builder import model_from_config
 from tfpot.graph import atoms_to_graph
+from tfpot.inference import predict
 from tfpot.model import EnergyModel
 
 
@@ -33,8 +34,6 @@ def gate_statistics(model: EnergyModel, structures: Iterable[Atoms]) -> Dict[str
     """Fractions of atoms with closed (g = 0), partial (0 < g < 1) and open (g = 1) gates, and the
     mean |E_frames - E_frame-free| per atom: the energy the frame path carries, measured by
     evaluating the same weights with every gate forced closed."""
-    from tfpot.inference import predict
-
     closed_model = model_from_config({**model.config, "gate_range": (1e6, 2e6)})
     closed_model = closed_model.to(model.embedding.weight.dtype)
     closed_model.load_state_dict(model.state_dict())

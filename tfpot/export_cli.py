@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from tfpot.export import export_model
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("export", help="export a model to TorchScript for LAMMPS",
@@ -17,8 +19,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfpot.export import export_model
-
     meta = export_model(args.model, args.output, dtype=args.dtype)
     print(f"wrote {args.output}")
     print(json.dumps(meta, indent=2))

@@ -11,10 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from tfpot.training.config import ConfigError, describe, list_recipes, recipes_dir
+from tfpot.training.trainer import train_from_config
+
 
 def _epilog() -> str:
-    from tfpot.training.config import describe, list_recipes, recipes_dir
-
     return (
         "config keys (defaults after the colon):\n\n"
         + describe()
@@ -48,8 +49,6 @@ def register(subparsers) -> None:
 
 def resolve_config(name: str) -> Path:
     """A config path: an existing file, else a bundled recipe of that name."""
-    from tfpot.training.config import ConfigError, list_recipes, recipes_dir
-
     path = Path(name)
     if path.is_file():
         return path
@@ -61,8 +60,6 @@ def resolve_config(name: str) -> Path:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tfpot.training.config import list_recipes, recipes_dir
-
     if args.list_recipes:
         for name in list_recipes():
             print(f"{name:20s} {recipes_dir() / (name + '.yaml')}")
@@ -73,7 +70,6 @@ def main(args: argparse.Namespace) -> int:
     if not args.config:
         print("tfpot train: give a CONFIG (see tfpot train --help)", file=sys.stderr)
         return 2
-    from tfpot.training.trainer import train_from_config
 
     path = resolve_config(args.config)
     out = train_from_config(path, resume=args.resume, output_dir=args.output_dir,

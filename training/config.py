@@ -38,6 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
+import yaml
+from ase.data import atomic_numbers
+
+from tfpot.data.qm9 import QM9_ENERGY_TARGETS
 from tfpot.errors import HyperparameterError, TfpotError
 from tfpot.hyperparameters import PRESETS, ModelHyperparameters
 
@@ -142,7 +146,8 @@ def _hyperparameter_fields() -> List[Tuple[str, Any, dataclasses.Field]]:
         if f.name == "avg_num_neighbors":
             continue
         tp = {"int": int, "float": float, "str": str}.get(f.type, List[float])
-        out.append((f.name, Optional[tp], field(default=None, metadata=dict(f.metadata))))
+        meta = dict(f.metadata, hyperparameter=True)
+        out.append((f.name, Optional[tp], field(default=None, metadata=meta)))
     return out
 
 
@@ -372,7 +377,8 @@ def _build(cls, raw: Mapping[str, Any], where: str):
         loc = f"{source}: {prefix}{name}"
         v = _coerce(value, hints[name], loc)
         meta = f.metadata
-        if v is not None and not dataclasses.is_dataclass(v):
+        # hyperparameters are checked by ModelHyperparameters itself (in _check), not twice
+        if v is not None and not dataclasses.is_dataclass(v) and not meta.get("hyperparameter"):
             if meta.get("choices") and isinstance(v, str) and v not in meta["choices"]:
                 m = difflib.get_close_matches(v, meta["choices"], n=1)
                 raise ConfigError(f"{loc}: must be one of {', '.join(map(str, meta['choices']))} "
@@ -413,8 +419,6 @@ def _check(cfg: TrainConfig, source: str) -> None:
         raise err("data.split.val", "with data.rmd17_splits the validation size must be a count "
                                     f"(got {d.split.val})")
     if d.target is not None:
-        from tfpot.data.qm9 import QM9_ENERGY_TARGETS
-
         if d.target not in QM9_ENERGY_TARGETS:
             raise err("data.target", f"must be one of {', '.join(QM9_ENERGY_TARGETS)} "
                                      f"(got {d.target!r})")
@@ -422,8 +426,6 @@ def _check(cfg: TrainConfig, source: str) -> None:
     if isinstance(m.e0, str) and m.e0 not in ("least_squares", "zero"):
         raise err("model.e0", f"must be least_squares, zero or a mapping {{symbol: eV}} (got {m.e0!r})")
     if isinstance(m.e0, dict):
-        from ase.data import atomic_numbers
-
         for k, v in m.e0.items():
             if k not in atomic_numbers and not str(k).isdigit():
                 close = difflib.get_close_matches(k, list(atomic_numbers), n=1)
@@ -480,7 +482,6 @@ def load_config(config: Union[str, os.PathLike, Mapping[str, Any], TrainConfig])
     path = Path(config)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
-    import yaml
 
     try:
         raw = yaml.safe_load(path.read_text())

@@ -21,6 +21,10 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 
+from tfpot.data import (AtomsDataset, DataFormatError, LmdbDataset, demo_dataset_path,
+                        detect_format, random_split, read_structures, rmd17_split)
+from tfpot.data._labels import labels_of
+from tfpot.data.md17 import npz_layout
 from tfpot.training.config import ConfigError, DataConfig
 
 DEMO_TOKEN = "tfpot:demo"
@@ -31,8 +35,6 @@ Labels = Tuple[np.ndarray, Optional[float], Optional[np.ndarray], Optional[np.nd
 def resolve_path(path: str) -> Path:
     """A config path: ``tfpot:demo`` is the bundled demo set, ``~`` is expanded."""
     if path == DEMO_TOKEN:
-        from tfpot.data import demo_dataset_path
-
         return demo_dataset_path()
     return Path(os.path.expanduser(path))
 
@@ -61,9 +63,6 @@ class StructureSet:
 
     def iter_labels(self) -> Iterator[Labels]:
         """(numbers, energy eV | None, forces (N,3) eV/Å | None, stress (3,3) eV/Å^3 | None)."""
-        from tfpot.data import AtomsDataset, LmdbDataset
-        from tfpot.data._labels import labels_of
-
         if isinstance(self.dataset, AtomsDataset):
             for i in self.indices:
                 atoms = self.dataset.structures[int(i)]
@@ -84,8 +83,6 @@ class StructureSet:
                        g.stress.numpy()[0] if "stress" in g else None)
 
     def num_atoms(self) -> np.ndarray:
-        from tfpot.data import AtomsDataset, LmdbDataset
-
         if isinstance(self.dataset, AtomsDataset):
             return np.array([len(self.dataset.structures[int(i)]) for i in self.indices], np.int64)
         if isinstance(self.dataset, LmdbDataset):
@@ -110,8 +107,6 @@ class StructureSet:
 
 def atoms_set(structures, cutoff: float, name: str = "data", source: str = "") -> StructureSet:
     """A StructureSet over a list of labelled Atoms (graphs built once, cached, float64)."""
-    from tfpot.data import AtomsDataset
-
     structures = list(structures)
     ds = AtomsDataset(structures, cutoff=cutoff, dtype=torch.float64)
     return StructureSet(ds, np.arange(len(structures), dtype=np.int64), name, source)
@@ -138,9 +133,6 @@ def _reader_options(cfg: DataConfig, fmt: str) -> dict:
 
 
 def _format_of(path: Path, cfg: DataConfig) -> str:
-    from tfpot.data import detect_format
-    from tfpot.data.md17 import npz_layout
-
     fmt = cfg.format.lower() if cfg.format else detect_format(path)
     if fmt == "npz":
         fmt = npz_layout(path)
@@ -151,8 +143,6 @@ def _count_frames(path: Path, fmt: str) -> int:
     key = "E" if fmt == "md17" else "energies"
     with np.load(path, allow_pickle=False) as npz:
         if key not in npz.files:
-            from tfpot.data import DataFormatError
-
             raise DataFormatError(f"{path.name}: missing key '{key}' ({fmt} layout)")
         return int(npz[key].shape[0])
 
@@ -198,15 +188,11 @@ class _Source:
         return len(self._read_all())
 
     def _lmdb_dataset(self):
-        from tfpot.data import LmdbDataset
-
         if self._lmdb is None:
             self._lmdb = LmdbDataset(self.path, cutoff=self.cfg.cutoff, dtype=torch.float64)
         return self._lmdb
 
     def _read_all(self):
-        from tfpot.data import read_structures
-
         if self._all is None:
             self._all = read_structures(self.path, format=self.format, **self.options)
             if not self._all:
@@ -214,8 +200,6 @@ class _Source:
         return self._all
 
     def subset(self, indices: Optional[np.ndarray], name: str) -> StructureSet:
-        from tfpot.data import read_structures
-
         if self.format == "lmdb":
             ds = self._lmdb_dataset()
             idx = np.arange(len(ds)) if indices is None else np.asarray(indices, np.int64)
@@ -236,8 +220,6 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
     if cfg.path is not None:
         src = _Source(resolve_path(cfg.path), cfg)
         if cfg.rmd17_splits is not None:
-            from tfpot.data import rmd17_split
-
             parts = rmd17_split(Path(cfg.rmd17_splits), fold=cfg.rmd17_fold, n_val=int(cfg.split.val),
                                 seed=split_seed)
             train_idx, val_idx, test_idx = parts["train"], parts["val"], parts["test"]
@@ -252,8 +234,6 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
             how = (f"rMD17 fold {cfg.rmd17_fold} of {src.path.name}: {len(train_idx)} train, "
                    f"{len(val_idx)} val, {len(test_idx)} test")
         else:
-            from tfpot.data import random_split
-
             n = len(src)
             sizes = _sizes(n, cfg.split, with_test=True)
             test_idx, val_idx, train_idx = random_split(n, list(sizes), seed=split_seed)
@@ -272,8 +252,6 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
         val = _Source(resolve_path(cfg.val), cfg).subset(None, "val")
         how = f"train {tsrc.path.name} ({len(train)}), val {Path(cfg.val).name} ({len(val)})"
     else:
-        from tfpot.data import random_split
-
         n = len(tsrc)
         _, n_val, n_train = _sizes(n, cfg.split, with_test=False)
         val_idx, train_idx = random_split(n, [n_val, n_train], seed=split_seed)

@@ -15,8 +15,15 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
+import torch
+from ase.data import chemical_symbols
 
+from tfpot.builder import load_model
+from tfpot.data import read_structures
 from tfpot.data.errors import DataFormatError
+from tfpot.training.data import atoms_set, resolve_path
+from tfpot.training.distributed import DistContext
+from tfpot.training.metrics import evaluate, format_metrics
 
 
 def register(subparsers) -> None:
@@ -40,14 +47,6 @@ def register(subparsers) -> None:
 def evaluate_file(model_path, data_path, format: Optional[str] = None, target: Optional[str] = None,
                   batch_size: int = 16, device: str = "cpu", dtype: Optional[str] = None):
     """(metrics, predictions, structure count) of a model file on a data file."""
-    import torch
-
-    from tfpot.builder import load_model
-    from tfpot.data import read_structures
-    from tfpot.training.data import atoms_set, resolve_path
-    from tfpot.training.distributed import DistContext
-    from tfpot.training.metrics import evaluate
-
     model = load_model(model_path, device=device, dtype=dtype)
     options = {"target": target} if target is not None else {}
     atoms = read_structures(resolve_path(str(data_path)), format=format, **options)
@@ -55,8 +54,6 @@ def evaluate_file(model_path, data_path, format: Optional[str] = None, target: O
         raise DataFormatError(f"{data_path}: no structures; give a data file with at least one frame")
     missing = sorted({int(z) for a in atoms for z in a.numbers} - set(model.species))
     if missing:
-        from ase.data import chemical_symbols
-
         raise DataFormatError(f"{data_path} has elements {[chemical_symbols[z] for z in missing]} that "
                          f"the model ({model_path}) does not know (species {model.species})")
     dataset = atoms_set(atoms, model.cutoff, "eval")
@@ -123,8 +120,6 @@ def parity_plots(preds: Dict[str, np.ndarray], metrics: Dict[str, float], out: P
 
 
 def main(args: argparse.Namespace) -> int:
-    from tfpot.training.metrics import format_metrics
-
     metrics, preds, n = evaluate_file(args.model, args.data, args.format, args.target,
                                       args.batch_size, args.device, args.dtype)
     print(format_metrics(metrics, f"{args.model} on {args.data} ({n} structures):"))

@@ -17,7 +17,10 @@ import warnings
 from typing import Any, Dict, List, Mapping, Sequence, Union
 
 import numpy as np
+from ase.data import atomic_numbers as symbol_to_z
+from ase.data import chemical_symbols
 
+from tfpot.data import StatisticsAccumulator
 from tfpot.model import EnergyModel
 from tfpot.training.data import StructureSet
 
@@ -42,10 +45,6 @@ def training_statistics(train: StructureSet, species: Sequence[int], e0: Union[s
         dict with ``e0`` ({Z: eV}), ``energy_scale``, ``energy_shift``, ``avg_num_neighbors``,
         ``force_rms``, ``energy_per_atom_std``, ``notes`` (messages for the log).
     """
-    from ase.data import atomic_numbers as symbol_to_z
-    from ase.data import chemical_symbols
-
-    from tfpot.data import StatisticsAccumulator
 
     notes: List[str] = []
     acc = StatisticsAccumulator()

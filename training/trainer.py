@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from tfpot.builder import build_model, model_from_config
+from tfpot.builder import as_atomic_numbers, build_model, model_from_config
 from tfpot.inference import model_dtype
 from tfpot.model import EnergyModel
 from tfpot.model_file import save_model
@@ -554,8 +554,6 @@ def _check_resume_config(old: Mapping[str, Any], new: Mapping[str, Any], path: P
 
 
 def _species(cfg: TrainConfig, splits) -> List[int]:
-    from tfpot.builder import as_atomic_numbers
-
     if cfg.model.species is not None:
         return sorted(as_atomic_numbers(cfg.model.species))
     elements = set(splits.train.elements())

@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Iterator
 
 from ase import Atoms
+from ase.data import chemical_symbols
 
 from tfpot.data.errors import DataFormatError
+from tfpot.data.lmdb_store import write_lmdb
+from tfpot.data.readers import detect_format, iter_structures
 
 
 def register(subparsers) -> None:
@@ -37,8 +40,6 @@ def register(subparsers) -> None:
 
 
 def _structures(args: argparse.Namespace) -> Iterator[Atoms]:
-    from tfpot.data.readers import detect_format, iter_structures
-
     for path in args.inputs:
         fmt = args.format or detect_format(path)
         options = {}
@@ -51,8 +52,6 @@ def _structures(args: argparse.Namespace) -> Iterator[Atoms]:
 
 def run(args: argparse.Namespace) -> int:
     """Convert; print counts. Returns 0, or 1 with a one-line error for bad input."""
-    from tfpot.data.lmdb_store import write_lmdb
-
     t0 = time.perf_counter()
     try:
         header = write_lmdb(_structures(args), args.output, cutoff=args.cutoff,
@@ -63,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"tfpot convert: error: {e}")
         return 1
     dt = time.perf_counter() - t0
-    from ase.data import chemical_symbols
 
     labels = header["labels"]
     print(f"wrote {args.output}: {header['count']} structures, {header['num_atoms']} atoms, "

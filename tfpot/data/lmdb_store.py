@@ -42,14 +42,15 @@ import lmdb
 import numpy as np
 import torch
 from ase import Atoms
+from tqdm import tqdm
 
 from tfpot import __version__
 from tfpot.data._labels import attach_labels, labels_of
 from tfpot.data.datasets import arrays_to_data, targets_to_pad
 from tfpot.data.errors import DataFormatError
-from tfpot.graph import neighbor_list
 from tfpot.data.statistics import DatasetStatistics, StatisticsAccumulator
 from tfpot.data.units import INTERNAL_UNITS
+from tfpot.graph import neighbor_list
 
 PathLike = Union[str, os.PathLike]
 
@@ -251,8 +252,6 @@ def write_lmdb(
 
     iterator: Iterable[Atoms] = structures
     if progress:
-        from tqdm import tqdm
-
         iterator = tqdm(structures, desc=f"writing {path.name}", unit="structures")
     try:
         for atoms in iterator:

@@ -28,10 +28,17 @@ import struct
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
+import ase.db
+import ase.io
 from ase import Atoms
+from ase.io.formats import ioformats
 
-from tfpot.data._labels import attach_labels, check_structure
+from tfpot.data._labels import attach_labels, check_structure, labels_of
 from tfpot.data.errors import DataFormatError
+from tfpot.data.lmdb_store import LmdbDataset
+from tfpot.data.md17 import iter_md17, iter_rmd17, npz_layout
+from tfpot.data.pymatgen_json import iter_pymatgen_json, load_json
+from tfpot.data.qm9 import iter_qm9
 
 PathLike = Union[str, os.PathLike]
 
@@ -62,8 +69,6 @@ def detect_format(path: PathLike) -> str:
     name = path.name.lower()
     head = _head(path)
     if head.startswith(b"PK\x03\x04") or name.endswith(".npz"):
-        from tfpot.data.md17 import npz_layout
-
         return npz_layout(path)
     if head.startswith(b"SQLite format 3\x00"):
         return "ase-db"
@@ -91,8 +96,6 @@ def detect_format(path: PathLike) -> str:
 
 
 def _json_flavour(path: Path) -> str:
-    from tfpot.data.pymatgen_json import load_json
-
     data = load_json(path)
     if isinstance(data, dict) and "nextid" in data:
         return "ase-db"
@@ -115,8 +118,6 @@ def _reject_options(fmt: str, options: Dict[str, Any], allowed: Iterable[str]) -
 
 def _iter_ase(path: Path, fmt: Optional[str], index: Any = ":", energy_key: str = "energy",
               forces_key: str = "forces", stress_key: str = "stress") -> Iterator[Atoms]:
-    import ase.io
-
     try:
         it = ase.io.iread(path, index=index, format=fmt)
         for atoms in it:
@@ -133,7 +134,6 @@ def _relabel(atoms: Atoms, energy_key: str, forces_key: str, stress_key: str) ->
     """Move labels stored under custom keys (e.g. ``REF_energy``) onto the calculator."""
     if (energy_key, forces_key, stress_key) == ("energy", "forces", "stress"):
         return atoms
-    from tfpot.data._labels import labels_of
 
     energy, forces, stress = labels_of(atoms)
     # A custom key replaces the standard one; the moved value leaves info/arrays.
@@ -145,8 +145,6 @@ def _relabel(atoms: Atoms, energy_key: str, forces_key: str, stress_key: str) ->
 
 
 def _iter_ase_db(path: Path, selection: Any = None) -> Iterator[Atoms]:
-    import ase.db
-
     try:
         db = ase.db.connect(str(path), type="json" if path.suffix == ".json" else "db")
         rows = db.select(selection) if selection is not None else db.select()
@@ -162,8 +160,6 @@ def _iter_ase_db(path: Path, selection: Any = None) -> Iterator[Atoms]:
 
 
 def _iter_lmdb(path: Path) -> Iterator[Atoms]:
-    from tfpot.data.lmdb_store import LmdbDataset
-
     ds = LmdbDataset(path, return_type="atoms")
     for i in range(len(ds)):
         yield ds[i]
@@ -177,17 +173,11 @@ def iter_structures(path: PathLike, format: Optional[str] = None, **options: Any
         raise FileNotFoundError(f"{path}: no such file or directory")
     fmt = detect_format(path) if format is None else format.lower()
     if fmt == "npz":
-        from tfpot.data.md17 import npz_layout
-
         fmt = npz_layout(path)
     if fmt in ("md17", "rmd17"):
-        from tfpot.data.md17 import iter_md17, iter_rmd17
-
         _reject_options(fmt, options, ("indices",))
         source = (iter_md17 if fmt == "md17" else iter_rmd17)(path, **options)
     elif fmt == "qm9":
-        from tfpot.data.qm9 import iter_qm9
-
         _reject_options(fmt, options, ("target",))
         source = iter_qm9(path, **options)
     elif fmt in ("extxyz", "xyz"):
@@ -197,16 +187,12 @@ def iter_structures(path: PathLike, format: Optional[str] = None, **options: Any
         _reject_options(fmt, options, ("selection",))
         source = _iter_ase_db(path, **options)
     elif fmt == "pymatgen-json":
-        from tfpot.data.pymatgen_json import iter_pymatgen_json
-
         _reject_options(fmt, options, ())
         source = iter_pymatgen_json(path)
     elif fmt == "lmdb":
         _reject_options(fmt, options, ())
         source = _iter_lmdb(path)
     else:
-        from ase.io.formats import ioformats
-
         if fmt not in ioformats:
             raise ValueError(
                 f"unknown format {format!r}: expected one of {', '.join(FORMATS)} or an ase.io "
