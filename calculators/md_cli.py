@@ -33,6 +33,8 @@ from tqdm import tqdm
 
 from tfpot.calculators.ase_calculator import TFPotCalculator
 
+from tfpot.errors import TfpotError
+
 ENSEMBLES = ("nve", "langevin", "nvt-berendsen", "npt")
 
 
@@ -171,8 +173,10 @@ def run_md(args: argparse.Namespace) -> int:
         dyn = make_dynamics(atoms, args.ensemble, args.timestep, args.temperature, args.friction,
                             args.seed, pressure_bar=args.pressure)
         atoms.get_forces()  # fail early (elements, overlaps) before the progress bar starts
+    except TfpotError:  # a bad model file: tfpot's one-line error (tfpot.cli)
+        raise
     except (ValueError, FileNotFoundError) as e:
-        print(f"tfpot md: {e}", file=sys.stderr)
+        print(f"tfpot md: error: {e}", file=sys.stderr)
         return 1
 
     n = len(atoms)
@@ -210,7 +214,7 @@ def run_md(args: argparse.Namespace) -> int:
         dyn.run(args.steps)
     except ValueError as e:  # e.g. atoms overlapping during the run
         bar.close()
-        print(f"tfpot md: stopped at step {state['step']}: {e}", file=sys.stderr)
+        print(f"tfpot md: error: stopped at step {state['step']}: {e}", file=sys.stderr)
         return 1
     finally:
         if writer is not None:

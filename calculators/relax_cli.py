@@ -21,6 +21,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.filters import FrechetCellFilter
 
 from tfpot.calculators.md_cli import _positive, add_model_arguments, load_structure_and_calculator
+from tfpot.errors import TfpotError
 
 OPTIMIZERS = ("BFGS", "FIRE", "LBFGS")
 
@@ -59,8 +60,10 @@ def run_relax(args: argparse.Namespace) -> int:
                                         optimizer=args.optimizer, cell=args.cell,
                                         pressure_GPa=args.pressure, trajectory=args.traj,
                                         logfile="-" if args.verbose else None)
+    except TfpotError:  # a bad model file: tfpot's one-line error (tfpot.cli)
+        raise
     except ValueError as e:
-        print(f"tfpot relax: {e}", file=sys.stderr)
+        print(f"tfpot relax: error: {e}", file=sys.stderr)
         return 1
     wall = time.perf_counter() - t0
     e1 = atoms.get_potential_energy()

@@ -15,6 +15,7 @@ import torch
 from ase.data import atomic_numbers as _symbol_to_z
 
 from tfpot import __version__
+from tfpot.errors import FileIntegrityError
 from tfpot.hyperparameters import LEGACY_PARITY, PRESETS, ModelHyperparameters
 from tfpot.legacy_average import MirrorAveragedEnergyModel
 from tfpot.model import EnergyModel
@@ -92,17 +93,24 @@ def model_from_config(config: Mapping[str, Any]) -> EnergyModel:
 def load_model(path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu",
                dtype: Union[str, torch.dtype, None] = None) -> EnergyModel:
     """Load a model file written by :func:`~tfpot.model_file.save_model` (or ``model.save``),
-    in eval mode."""
+    in eval mode.
+
+    Raises:
+        FileNotFoundError: no such file.
+        FileIntegrityError: not a model file, torn, failing its checksum, holding non-finite
+            weights, or weights that do not fit; the message names the file. (Files without a
+            checksum, written before tfpot 0.4, load unverified.)
+    """
     payload = read_model_file(path)
     model = model_from_config(payload["hyperparameters"])
     model = model.to(resolve_dtype(payload["dtype"]))
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not fit the model this tfpot {__version__} builds "
-                         f"from the file's hyperparameters (written by tfpot "
-                         f"{payload.get('tfpot_version')}); retrain or load it with that version."
-                         f"\n{e}") from e
+        raise FileIntegrityError(
+            f"{path}: weights do not fit the model this tfpot {__version__} builds from the "
+            f"file's hyperparameters (written by tfpot {payload.get('tfpot_version')}); retrain "
+            f"or load it with that version ({' '.join(str(e).split())})") from e
     if dtype is not None:
         model = model.to(resolve_dtype(dtype))
     return model.to(device).eval()

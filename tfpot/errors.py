@@ -28,3 +28,12 @@ class HyperparameterError(TfpotError, ValueError):
         self.key = key
         self.reason = reason
         super().__init__(f"model hyperparameter {key}: {reason}")
+
+
+def short_reason(exc: BaseException, limit: int = 100) -> str:
+    """``"TypeName: first sentence"`` of a low-level exception, for a one-line message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text.split(". ")[0]
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

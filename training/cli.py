@@ -11,7 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from tfpot.training.config import ConfigError, describe, list_recipes, recipes_dir
+from tfpot.builder import as_atomic_numbers
+from tfpot.training.config import ConfigError, describe, list_recipes, load_config, recipes_dir
+from tfpot.training.data import check_data, labels_needed
 from tfpot.training.trainer import train_from_config
 
 
@@ -42,6 +44,11 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output-dir", default=None,
                    help="write to this directory instead of the config's output_dir")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    p.add_argument("--check-data", action="store_true",
+                   help="only check the config's data (every frame of every file: finite, "
+                        "non-empty, consistent shapes, no atoms closer than data.min_distance, "
+                        "known elements, the labels the loss needs), print the report with the "
+                        "data statistics, and exit (0: no problems, 1: problems)")
     p.add_argument("--list-recipes", action="store_true", help="list the bundled recipes and exit")
     p.add_argument("--show-recipe", metavar="NAME", help="print a bundled recipe and exit")
     p.set_defaults(func=main)
@@ -59,6 +66,17 @@ def resolve_config(name: str) -> Path:
                       f"({', '.join(list_recipes())}); give a YAML path or a recipe name")
 
 
+def check_only(path: Path) -> int:
+    """``--check-data``: the data check of a config, its report, exit 0 (or raise)."""
+    cfg = load_config(path)
+    species = None if cfg.model.species is None else as_atomic_numbers(cfg.model.species)
+    needs = labels_needed(cfg.loss.energy_weight, cfg.loss.forces_weight, cfg.loss.stress_weight)
+    check = check_data(cfg.data, needs, species)
+    print("\n".join(check.lines(f"data check of {path}")))
+    check.raise_if_problems("all listed above")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     if args.list_recipes:
         for name in list_recipes():
@@ -72,6 +90,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
 
     path = resolve_config(args.config)
+    if args.check_data:
+        return check_only(path)
     out = train_from_config(path, resume=args.resume, output_dir=args.output_dir,
                             verbose=not args.quiet)
     print(f"done: {out}")

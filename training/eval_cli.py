@@ -16,13 +16,14 @@ from typing import Dict, Optional
 
 import numpy as np
 import torch
-from ase.data import chemical_symbols
 
 from tfpot.builder import load_model
-from tfpot.data import read_structures
+from tfpot.data import iter_structures
+from tfpot.data.check import LABELS, DataCheck
 from tfpot.data.errors import DataFormatError
 from tfpot.training.data import atoms_set, resolve_path
 from tfpot.training.distributed import DistContext
+from tfpot.training.guard import NonFiniteError, frame_list
 from tfpot.training.metrics import evaluate, format_metrics
 
 
@@ -46,19 +47,32 @@ def register(subparsers) -> None:
 
 def evaluate_file(model_path, data_path, format: Optional[str] = None, target: Optional[str] = None,
                   batch_size: int = 16, device: str = "cpu", dtype: Optional[str] = None):
-    """(metrics, predictions, structure count) of a model file on a data file."""
+    """(metrics, predictions, structure count) of a model file on a data file.
+
+    Every frame is checked first (:mod:`tfpot.data.check`: finite, non-empty, no overlapping
+    atoms, elements the model knows, some label); non-finite metrics are refused.
+    """
     model = load_model(model_path, device=device, dtype=dtype)
     options = {"target": target} if target is not None else {}
-    atoms = read_structures(resolve_path(str(data_path)), format=format, **options)
+    path = resolve_path(str(data_path))
+    check = DataCheck(species=model.species, needs=LABELS)
+    atoms = list(check.filter(iter_structures(path, format=format, check=False, **options),
+                              path.name))
+    check.raise_if_problems("nothing was evaluated; fix or remove these frames")
     if not atoms:
         raise DataFormatError(f"{data_path}: no structures; give a data file with at least one frame")
-    missing = sorted({int(z) for a in atoms for z in a.numbers} - set(model.species))
-    if missing:
-        raise DataFormatError(f"{data_path} has elements {[chemical_symbols[z] for z in missing]} that "
-                         f"the model ({model_path}) does not know (species {model.species})")
     dataset = atoms_set(atoms, model.cutoff, "eval")
     metrics, preds = evaluate(model, dataset, batch_size, DistContext.single(torch.device(device)),
                               keep_predictions=True)
+    bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
+    if bad:
+        frames = np.flatnonzero(~np.isfinite(preds["energy"])).tolist()
+        raise NonFiniteError(
+            f"{model_path}: predictions on {path.name} are not finite "
+            f"({', '.join(f'{k} {v}' for k, v in bad.items())}"
+            + (f"; energies of frames {frame_list(frames)}" if frames else "")
+            + "); the model file is broken (retrain or use another) or these frames are outside "
+              "anything it can describe")
     return metrics, preds, len(atoms)
 
 

@@ -81,4 +81,6 @@ def test_eval_molecules_without_output_dir(tmp_path, capsys):
 
 def test_eval_unknown_element_is_a_clear_error(tmp_path, model_file, capsys):
     assert main(["eval", str(model_file), "tfpot:demo"]) == 1
-    assert "does not know" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("tfpot eval: error: ethanol_gfn2.npz, frame 0, atom 0: element ")
+    assert "is not one the model knows" in err and err.count("\n") == 1
