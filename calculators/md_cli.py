@@ -239,14 +239,19 @@ def run_md(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_engine_parser(subparsers, name: str, help: str, doc: str) -> argparse.ArgumentParser:
+    """A sub-command that runs a model on a structure in ASE (``md``, ``relax``): its parser,
+    described by the module docstring ``doc`` (after its first paragraph), with the structure,
+    model and device arguments (:func:`add_model_arguments`)."""
+    p = subparsers.add_parser(name, help=help, description=doc.split("\n\n", 1)[1],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(p)
+    return p
+
+
 def register(subparsers) -> None:
     """Add ``tfpot md STRUCTURE MODEL [--ensemble ...] [--temperature K] [--steps N] ...``."""
-    p = subparsers.add_parser(
-        "md", help="molecular dynamics in ASE with a tfpot model",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_model_arguments(p)
+    p = add_engine_parser(subparsers, "md", "molecular dynamics in ASE with a tfpot model", __doc__)
     p.add_argument("--ensemble", default="nve", choices=ENSEMBLES, help="default: nve")
     p.add_argument("--temperature", type=_non_negative, default=300.0,
                    help="initial-velocity and thermostat temperature, K (default: 300)")

@@ -20,7 +20,7 @@ from ase import optimize, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.filters import FrechetCellFilter
 
-from tfpot.calculators.md_cli import _positive, add_model_arguments, load_structure_and_calculator
+from tfpot.calculators.md_cli import _positive, add_engine_parser, load_structure_and_calculator
 from tfpot.errors import TfpotError
 
 OPTIMIZERS = ("BFGS", "FIRE", "LBFGS")
@@ -87,12 +87,8 @@ def run_relax(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add ``tfpot relax STRUCTURE MODEL [--fmax] [--cell] [--optimizer] [-o out.xyz]``."""
-    p = subparsers.add_parser(
-        "relax", help="geometry / cell optimisation in ASE with a tfpot model",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_model_arguments(p)
+    p = add_engine_parser(subparsers, "relax",
+                          "geometry / cell optimisation in ASE with a tfpot model", __doc__)
     p.add_argument("--fmax", type=_positive(float), default=0.05,
                    help="force convergence threshold, eV/Å (default: 0.05)")
     p.add_argument("--cell", action="store_true",

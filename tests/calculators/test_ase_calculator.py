@@ -201,7 +201,7 @@ def test_nonfinite_model_output_refused():
     raises instead of handing inf to an integrator; a sane model is the negative control."""
     huge = make_model()
     with torch.no_grad():
-        huge.energy_scale.fill_(1e308)
+        huge.readout.energy_scale.fill_(1e308)
     atoms = ethanol()
     atoms.calc = TFPotCalculator(huge)
     with pytest.raises(ValueError, match=r"^TFPotCalculator: the model's energy, free_energy "
