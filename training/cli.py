@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, Dict, List
+
+#: exit status after Ctrl-C / SIGTERM (the checkpoint is written first), as in tfpot.cli
+EXIT_INTERRUPTED = 130
 
 
 def _epilog() -> str:
@@ -18,14 +22,18 @@ def _epilog() -> str:
     return (
         "config keys (defaults after the colon):\n\n"
         + describe()
-        + "\n\nRelative paths are relative to the current directory; data.path 'tfpot:demo' is the"
-        "\nbundled demo data set. Commented recipes: " + str(recipes_dir())
+        + "\n\nRelative data paths in a config file are relative to that file's folder (in a bundled"
+        "\nrecipe: to the current directory); output_dir is relative to the current directory;"
+        "\ndata.path 'tfpot:demo' is the bundled demo data set. Commented recipes: " + str(recipes_dir())
         + "\n  (" + ", ".join(list_recipes()) + "; print one with --show-recipe NAME)."
         "\n\nOutputs in output_dir: best_model.pt (lowest validation loss, EMA weights),"
-        "\nfinal_model.pt, checkpoint.pt, metrics.csv, train.log, tensorboard/, config.yaml,"
-        "\nsplits.npz, statistics.json, test_metrics.json, summary.json."
-        "\nCtrl-C (or SIGTERM) finishes the step, writes a checkpoint and exits; --resume continues"
-        "\nexactly where it stopped. Several processes (one per GPU, or gloo on CPU):"
+        "\nfinal_model.pt, checkpoint.pt, metrics.csv (the same for the same config and seed),"
+        "\ntiming.csv (wall clock), train.log, tensorboard/, config.yaml, splits.npz,"
+        "\nstatistics.json, test_metrics.json, summary.json. `tfpot eval OUTPUT_DIR` reports the"
+        "\nheld-out test set with plots. A max_time budget fixes the number of epochs once, from"
+        "\nthe measured speed of the first steps (recorded in the checkpoint)."
+        "\nCtrl-C (or SIGTERM) finishes the step, writes a checkpoint and exits with status 130;"
+        "\n--resume continues exactly where it stopped. Several processes (one per GPU, or gloo on CPU):"
         "\n  torchrun --nproc_per_node N -m tfpot train CONFIG  (training.batch_size is the global batch)"
     )
 
@@ -40,6 +48,9 @@ def register(subparsers) -> None:
                    help="continue the run in output_dir from checkpoint.pt (new run if none)")
     p.add_argument("-o", "--output-dir", default=None,
                    help="write to this directory instead of the config's output_dir")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="set a config key on top of the file, e.g. --set training.max_epochs=2 "
+                        "(VALUE is read as YAML; repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     p.add_argument("--list-recipes", action="store_true", help="list the bundled recipes and exit")
     p.add_argument("--show-recipe", metavar="NAME", help="print a bundled recipe and exit")
@@ -60,6 +71,24 @@ def resolve_config(name: str) -> Path:
                       f"({', '.join(list_recipes())}); give a YAML path or a recipe name")
 
 
+def parse_overrides(items: List[str]) -> Dict[str, Any]:
+    """``["training.max_epochs=2", ...]`` -> ``{"training.max_epochs": 2}`` (values as YAML)."""
+    import yaml
+
+    from tfpot.training.config import ConfigError
+
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. --set training.max_epochs=2")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item}: the value is not valid YAML ({e})") from None
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
     from tfpot.training.config import list_recipes, recipes_dir
 
@@ -73,10 +102,17 @@ def main(args: argparse.Namespace) -> int:
     if not args.config:
         print("tfpot train: give a CONFIG (see tfpot train --help)", file=sys.stderr)
         return 2
-    from tfpot.training.trainer import train_from_config
+    from tfpot.training.config import load_config
+    from tfpot.training.trainer import train_run
 
     path = resolve_config(args.config)
-    out = train_from_config(path, resume=args.resume, output_dir=args.output_dir,
-                            verbose=not args.quiet)
+    cfg = load_config(path, parse_overrides(args.overrides))
+    out, summary = train_run(cfg, resume=args.resume, output_dir=args.output_dir,
+                             verbose=not args.quiet)
+    if summary["stop_reason"] == "interrupted":
+        again = f" -o {args.output_dir}" if args.output_dir else ""
+        print(f"tfpot train: interrupted; checkpoint written to {out}; continue with "
+              f"`tfpot train {args.config}{again} --resume`", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"done: {out}")
     return 0

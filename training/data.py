@@ -37,6 +37,14 @@ def resolve_path(path: str) -> Path:
     return Path(os.path.expanduser(path))
 
 
+def missing_data_file(key: str, path: Path) -> FileNotFoundError:
+    """The error for a data path that does not exist: the key, where it looked, the rule."""
+    return FileNotFoundError(
+        f"{key}: no such file {path.absolute()} (relative paths in a config file are relative to "
+        f"the file's folder, in a bundled recipe or a dict to the current directory); fix the "
+        f"path or give an absolute one")
+
+
 @dataclass
 class StructureSet:
     """Structures ``indices`` of ``dataset`` (graphs) with their labels.
@@ -180,11 +188,11 @@ def _sizes(n: int, split, with_test: bool) -> Tuple[int, int, int]:
 class _Source:
     """One data file, read whole, by frame indices ((r)MD17), or lazily (LMDB)."""
 
-    def __init__(self, path: Path, cfg: DataConfig) -> None:
+    def __init__(self, path: Path, cfg: DataConfig, key: str = "data.path") -> None:
         self.path = path
         self.cfg = cfg
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such data file")
+            raise missing_data_file(key, path)
         self.format = _format_of(path, cfg)
         self.options = _reader_options(cfg, self.format)
         self._all = None
@@ -238,7 +246,10 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
         if cfg.rmd17_splits is not None:
             from tfpot.data import rmd17_split
 
-            parts = rmd17_split(Path(cfg.rmd17_splits), fold=cfg.rmd17_fold, n_val=int(cfg.split.val),
+            split_dir = resolve_path(cfg.rmd17_splits)
+            if not split_dir.exists():
+                raise missing_data_file("data.rmd17_splits", split_dir)
+            parts = rmd17_split(split_dir, fold=cfg.rmd17_fold, n_val=int(cfg.split.val),
                                 seed=split_seed)
             train_idx, val_idx, test_idx = parts["train"], parts["val"], parts["test"]
             if cfg.split.train is not None:
@@ -266,10 +277,10 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
         return DataSplits(train, val, load_test, indices, how)
 
     # separate files
-    tsrc = _Source(resolve_path(cfg.train), cfg)
+    tsrc = _Source(resolve_path(cfg.train), cfg, "data.train")
     if cfg.val is not None:
         train = tsrc.subset(None, "train")
-        val = _Source(resolve_path(cfg.val), cfg).subset(None, "val")
+        val = _Source(resolve_path(cfg.val), cfg, "data.val").subset(None, "val")
         how = f"train {tsrc.path.name} ({len(train)}), val {Path(cfg.val).name} ({len(val)})"
     else:
         from tfpot.data import random_split
@@ -286,7 +297,7 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
     if cfg.test is not None:
         test_path = resolve_path(cfg.test)
         if not test_path.exists():
-            raise FileNotFoundError(f"{test_path}: no such test file (data.test)")
+            raise missing_data_file("data.test", test_path)
         load_test = lambda: _Source(test_path, cfg).subset(None, "test")  # noqa: E731
         how += f", test {test_path.name}"
     return DataSplits(train, val, load_test, indices, how)

@@ -38,6 +38,26 @@ UNITS = {"energy_mae": "eV/atom", "energy_rmse": "eV/atom", "total_energy_mae": 
          "stress_rmse": "eV/Å^3", "loss": ""}
 
 
+def unit_of(key: str) -> str:
+    """The unit of a metric key, with or without a ``train_`` / ``val_`` / ``test_`` prefix
+    ('' for dimensionless ones: loss, lr, counts)."""
+    for prefix in ("train_", "val_", "test_"):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+            break
+    return UNITS.get(key, "")
+
+
+def with_units(row: Dict[str, object]) -> Dict[str, object]:
+    """Column names with their units, for CSV files: ``val_forces_mae [eV/Å]``."""
+    return {(f"{k} [{unit_of(k)}]" if unit_of(k) else k): v for k, v in row.items()}
+
+
+def units_of(metrics: Dict[str, object]) -> Dict[str, str]:
+    """``{key: unit}`` for the keys of a metrics dict that have a unit (for JSON files)."""
+    return {k: unit_of(k) for k in metrics if unit_of(k)}
+
+
 class MetricAccumulator:
     """Running sums of errors; ``all_reduce`` adds them over ranks, ``compute`` gives metrics."""
 
