@@ -19,6 +19,7 @@ from ase.data import atomic_numbers as _symbol_to_z
 
 from tfpot import __version__
 from tfpot.atomic_io import atomic_torch_save
+from tfpot.file_kinds import require_model_file
 from tfpot.inference import model_dtype
 from tfpot.model import EnergyModel
 
@@ -114,9 +115,7 @@ def save_model(model: EnergyModel, path: Union[str, os.PathLike], extra: Dict[st
 def load_model(path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu",
                dtype: Union[str, torch.dtype, None] = None) -> EnergyModel:
     """Load a model file written by :func:`save_model` (or ``model.save``), in eval mode."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No model file at {path}")
+    path = require_model_file(path)  # one-line errors: missing, directory, export, not torch
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # not a torch file, truncated, or pickled code

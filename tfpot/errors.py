@@ -15,3 +15,11 @@ class TfpotError(Exception):
 
 class FileIntegrityError(TfpotError, ValueError):
     """A model, checkpoint or export file is torn, altered or not what it claims to be."""
+
+
+class UnknownElementError(TfpotError, ValueError):
+    """A structure has an element the model was not trained on."""
+
+
+class InputError(TfpotError, ValueError):
+    """Bad input to a command or function: an option, a structure file, a combination."""

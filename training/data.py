@@ -301,3 +301,60 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
         load_test = lambda: _Source(test_path, cfg).subset(None, "test")  # noqa: E731
         how += f", test {test_path.name}"
     return DataSplits(train, val, load_test, indices, how)
+
+
+#: how reports name the parts of a run's data
+SPLIT_LABELS = {"train": "training", "val": "validation", "test": "held-out test"}
+
+
+def run_split(run_dir: Path, split: str, cutoff: float) -> Tuple[StructureSet, str]:
+    """One part of a finished run's data as the run used it: ``train``, ``val`` or ``test``.
+
+    Reads ``run_dir/config.yaml`` (data paths, absolute since the run started) and
+    ``run_dir/splits.npz`` (the indices of a split file). Returns the structures (graphs with
+    ``cutoff`` Å) and a description such as "ethanol_gfn2.npz: held-out test split, 40 of 400
+    structures (split seed 0)".
+
+    Raises:
+        ConfigError: not a run directory, or the run has no such part.
+    """
+    from tfpot.training.config import load_config
+
+    run_dir = Path(run_dir)
+    if split not in SPLIT_LABELS:
+        raise ConfigError(f"split must be one of {', '.join(SPLIT_LABELS)} (got {split!r})")
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a training run (no config.yaml); give a model file "
+                          f"and a data file instead")
+    cfg = load_config(run_dir / "config.yaml")
+    d = cfg.data
+    d.cutoff = float(cutoff)
+    indices: Dict[str, np.ndarray] = {}
+    if (run_dir / "splits.npz").is_file():
+        with np.load(run_dir / "splits.npz") as npz:
+            indices = {k: npz[k] for k in npz.files}
+    if split == "test" and d.test is not None:
+        key, file, idx = "data.test", d.test, None
+    elif d.path is not None:
+        key, file, idx = "data.path", d.path, indices.get(split)
+        if idx is None:
+            raise ConfigError(f"{run_dir / 'splits.npz'}: missing (or without a '{split}' part); "
+                              f"the split of {d.path} is unknown")
+    elif split == "val" and d.val is not None:
+        key, file, idx = "data.val", d.val, None
+    elif split in ("train", "val"):
+        key, file, idx = "data.train", d.train, indices.get(split)
+    else:
+        key, file, idx = "data.test", None, None
+    if file is None or (idx is not None and len(idx) == 0):
+        raise ConfigError(f"{run_dir}: the run has no {SPLIT_LABELS[split]} set; evaluate another "
+                          f"split (--split) or give a data file")
+    src = _Source(resolve_path(file), d, key)
+    structures = src.subset(idx, split)
+    if idx is None:
+        how = f"{SPLIT_LABELS[split]} file, {len(structures)} structures"
+    else:
+        seed = cfg.seed if d.split_seed is None else d.split_seed
+        how = (f"{SPLIT_LABELS[split]} split, {len(structures)} of {len(src)} structures "
+               f"(split seed {seed})")
+    return structures, f"{src.path.name}: {how}"

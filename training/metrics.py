@@ -141,7 +141,9 @@ def evaluate(model: torch.nn.Module, dataset, batch_size: int = 16, ctx=None,
             the sums are reduced. None: one process.
         loss_fn: also report the loss.
         keep_predictions: also return per-structure / per-atom predictions and references
-            (this rank's shard, numpy).
+            (this rank's shard, numpy): energy, energy_ref (G,) eV; num_atoms (G,); numbers
+            (N,) atomic numbers; forces, forces_ref (N, 3) eV/Å; stress, stress_ref (G, 3, 3)
+            eV/Å^3; NaN where a structure has no reference.
         forces, stress: compute them (default: when the data has the labels).
 
     Returns:
@@ -153,8 +155,8 @@ def evaluate(model: torch.nn.Module, dataset, batch_size: int = 16, ctx=None,
     was_training = model.training
     model.eval()
     acc = MetricAccumulator(ctx.device)
-    preds: Dict[str, list] = {k: [] for k in ("energy", "energy_ref", "num_atoms", "forces",
-                                              "forces_ref", "stress", "stress_ref")}
+    preds: Dict[str, list] = {k: [] for k in ("energy", "energy_ref", "num_atoms", "numbers",
+                                              "forces", "forces_ref", "stress", "stress_ref")}
     sampler = ShardedBatchSampler(len(dataset), batch_size * ctx.world_size, ctx.rank,
                                   ctx.world_size, shuffle=False)
     try:
@@ -172,6 +174,7 @@ def evaluate(model: torch.nn.Module, dataset, batch_size: int = 16, ctx=None,
             acc.add(err, loss_fn)
             if keep_predictions:
                 _keep(preds, out, t)
+                preds["numbers"].append(batch[K.ATOMIC_NUMBERS].cpu().numpy())
     finally:
         model.train(was_training)
     acc.all_reduce(ctx)

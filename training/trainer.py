@@ -45,7 +45,8 @@ from tfpot.model import EnergyModel
 from tfpot.training.budget import SpeedRecord, describe_plan, planned_epochs, probe_speed
 from tfpot.training.checkpoint import (CHECKPOINT_NAME, atomic_write_text, load_checkpoint,
                                        rng_state, save_checkpoint, set_rng_state)
-from tfpot.training.config import ConfigError, TrainConfig, config_from_dict, load_config
+from tfpot.training.config import (ConfigError, TrainConfig, config_from_dict, load_config,
+                                   resolve_data_paths)
 from tfpot.training.data import StructureSet, atoms_set, load_splits
 from tfpot.training.distributed import (DistContext, ShardedBatchSampler, all_reduce_gradients,
                                         make_loader, setup, teardown)
@@ -597,6 +598,7 @@ def train_run(config: Union[str, Path, Mapping[str, Any], TrainConfig], resume: 
     from tfpot.builder import build_model
 
     cfg = load_config(config)
+    resolve_data_paths(cfg, Path.cwd())  # relative ones (dicts, recipes): absolute in config.yaml
     if output_dir is not None:
         cfg.output_dir = str(output_dir)
     out = Path(cfg.output_dir)
