@@ -4,8 +4,9 @@ A schedule or a stop that follows the clock makes two runs with the same config 
 (no clock ticks the same way twice) and a killed-and-resumed run differ from an uninterrupted
 one. So the clock is read once, when the budget is first seen, and never again:
 
-1. **Probe.** Time a few real optimiser steps on the first batches of the current epoch and one
-   validation pass; then restore every state those steps changed (weights, optimiser, EMA,
+1. **Probe.** Time a few real optimiser steps on the first batches of the current epoch (data
+   loading included), one validation pass and the serialisation of a checkpoint (the end of
+   every epoch); then restore every state those steps changed (weights, optimiser, EMA,
    schedule, random generators, metric sums, position), so the run continues exactly as it would
    have without the probe. The probe's seconds count against the budget.
 2. **Plan.** With ``t_epoch = steps_per_epoch * t_step + t_val`` (seconds), the run length is
@@ -29,12 +30,15 @@ down, the run takes longer than the budget (Ctrl-C / SIGTERM still stop it with 
 from __future__ import annotations
 
 import copy
+import io
 import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Mapping, Optional, Protocol
 
 import torch
+
+_END = object()
 
 #: optimiser steps timed by the probe (the first one, warm-up, is run but not timed)
 PROBE_STEPS = 6
@@ -53,7 +57,7 @@ class SpeedRecord:
     """
 
     seconds_per_step: float
-    seconds_per_validation: float
+    seconds_per_validation: float  # validation pass + end-of-epoch checkpoint
     probe_seconds: float
     steps_per_epoch: int
     at_epochs: float = 0.0
@@ -139,15 +143,18 @@ def probe_speed(trainer: Probeable, num_steps: int = PROBE_STEPS) -> SpeedRecord
         trainer.sampler.set_epoch(epoch, start=batch_in_epoch)
         loader = make_loader(trainer.train_set, trainer.sampler, trainer.cfg.data.num_workers)
         step_times = []
-        for batch in loader:
-            t = _now()
+        batches = iter(loader)
+        while len(step_times) <= num_steps:
+            t = _now()  # a step as the loop runs it: loading and collating the batch included
+            batch = next(batches, _END)
+            if batch is _END:
+                break
             trainer._step(batch)
             step_times.append(_now() - t)
-            if len(step_times) > num_steps:
-                break
         timed = step_times[1:] or step_times  # the first step warms up (unless it is the only one)
         t = _now()
         trainer._validate()
+        torch.save(trainer.state_dict(), io.BytesIO())  # the checkpoint of every epoch end
         t_val = _now() - t
     finally:
         trainer.load_state_dict(saved)
