@@ -59,6 +59,11 @@ from tfpot.training.statistics import apply_statistics, training_statistics
 
 Callback = Callable[["Trainer"], None]
 
+#: units of the entries of statistics.json
+STATISTICS_UNITS = {"e0": "eV (per atom of the element)", "energy_scale": "eV",
+                    "energy_shift": "eV/atom", "avg_num_neighbors": "neighbours per atom",
+                    "force_rms": "eV/Å", "energy_per_atom_std": "eV/atom"}
+
 #: Config keys that may change between a run and its resume.
 RESUMABLE_KEYS = ("training.max_epochs", "training.max_time", "training.early_stopping_patience",
                   "training.checkpoint_every", "logging.", "device", "output_dir", "num_threads",
@@ -654,8 +659,9 @@ def train_run(config: Union[str, Path, Mapping[str, Any], TrainConfig], resume: 
             if splits.indices:
                 np.savez(out / "splits.npz", **splits.indices)
             if stats is not None:
-                atomic_write_text(json.dumps({k: ({str(z): e for z, e in v.items()} if k == "e0" else v)
-                                              for k, v in stats.items()}, indent=2),
+                atomic_write_text(json.dumps({**{k: ({str(z): e for z, e in v.items()} if k == "e0"
+                                                     else v) for k, v in stats.items()},
+                                              "units": STATISTICS_UNITS}, indent=2),
                                   out / "statistics.json")
         ctx.barrier()
         trainer = Trainer(model, cfg, splits.train, splits.val, out, ctx, splits.load_test,

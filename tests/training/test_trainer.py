@@ -63,6 +63,7 @@ def test_loss_falls_and_outputs_are_complete(tiny_config):
     # the model files are ready to use: E0 / scale / shift of the training set are inside
     model = tfpot.load_model(out / "best_model.pt")
     stats = json.loads((out / "statistics.json").read_text())
+    assert stats["units"]["energy_scale"] == "eV" and stats["units"]["force_rms"] == "eV/Å"
     e0 = [stats["e0"][str(z)] for z in model.species]
     assert torch.allclose(model.atomic_reference, torch.tensor(e0, dtype=torch.float64))
     assert float(model.energy_scale) == pytest.approx(stats["energy_scale"])
