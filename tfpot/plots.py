@@ -36,13 +36,14 @@ def _wrap(title: str, width: int = 80) -> str:
     return "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
 
 
-def _plain_log_ticks(axis) -> None:
-    """Tick labels of a log axis as plain numbers (30, 40, 60) rather than 3 x 10^1."""
-    from matplotlib.ticker import FuncFormatter
+def _plain_log_ticks(ax) -> None:
+    """Labelled ticks of a log y axis at 1, 2 and 5 times powers of ten, as plain numbers (20,
+    50, 100 rather than 2 x 10^1); unlabelled minor ticks in between."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    fmt = FuncFormatter(lambda v, _: f"{v:g}")
-    axis.set_major_formatter(fmt)
-    axis.set_minor_formatter(fmt)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _save(fig, path: PathLike) -> Path:
@@ -184,7 +185,7 @@ def learning_curve(rows: Sequence[Mapping[str, str]], path: PathLike, title: str
             ax.axvline(epochs[best], color="0.5", ls=":", lw=1,
                        label=f"best validation (epoch {int(epochs[best])})")
         ax.set_yscale("log")
-        _plain_log_ticks(ax.yaxis)
+        _plain_log_ticks(ax)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
