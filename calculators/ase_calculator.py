@@ -261,6 +261,12 @@ class TFPotCalculator(Calculator):
         if stress:
             s = out[K.STRESS][0].detach().to("cpu", torch.float64).numpy()
             self.results["stress"] = full_3x3_to_voigt_6_stress(s)
+        bad = [k for k, v in self.results.items() if not np.all(np.isfinite(v))]
+        if bad:  # never hand NaN or inf to an MD integrator or optimiser
+            self.results = {}
+            raise ValueError(f"TFPotCalculator: the model's {', '.join(bad)} are not finite for "
+                             f"this structure; the model file is broken or the structure lies "
+                             f"far outside its training data")
 
 
 def _close(a: np.ndarray, b: np.ndarray, tol: float) -> bool:

@@ -32,3 +32,36 @@ def triclinic_cu(n_rattle=0.05, seed=0) -> Atoms:
     a.symbols[3] = "O"
     a.rattle(n_rattle, seed=seed)
     return a
+
+
+def flip_bit(path, needle: bytes, bit: int = 0) -> int:
+    """Flip one bit of the file at ``path`` inside the first occurrence of ``needle`` (the raw
+    bytes of a tensor, say), as a bad disk or a faulty copy would; returns the byte offset."""
+    data = bytearray(open(path, "rb").read())
+    at = data.find(needle)
+    assert at >= 0, "needle not found in the file"
+    assert data.find(needle, at + 1) < 0, "needle is not unique in the file"
+    offset = at + len(needle) // 2
+    data[offset] ^= 1 << bit
+    with open(path, "wb") as f:
+        f.write(data)
+    return offset
+
+
+def flip_bit_in_zip_entry(path, contains: str = "/data/", bit: int = 0) -> str:
+    """Flip one bit in the middle of the largest stored entry of a zip archive (``torch.save`` /
+    TorchScript file) whose name contains ``contains`` (default: tensor storages); returns the
+    entry's name."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        infos = [i for i in z.infolist() if contains in i.filename and i.file_size > 0]
+        info = max(infos, key=lambda i: i.file_size)
+    data = bytearray(open(path, "rb").read())
+    header = struct.unpack_from("<IHHHHHIIIHH", data, info.header_offset)
+    start = info.header_offset + 30 + header[9] + header[10]
+    data[start + info.file_size // 2] ^= 1 << bit
+    with open(path, "wb") as f:
+        f.write(data)
+    return info.filename

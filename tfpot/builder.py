@@ -19,8 +19,10 @@ from ase.data import atomic_numbers as _symbol_to_z
 
 from tfpot import __version__
 from tfpot.atomic_io import atomic_torch_save
+from tfpot.errors import FileIntegrityError, short_reason
 from tfpot.file_kinds import require_model_file
 from tfpot.inference import model_dtype
+from tfpot.integrity import nonfinite_tensors, seal, verify_payload
 from tfpot.model import EnergyModel
 
 MODEL_FORMAT = "tfpot-model"
@@ -95,7 +97,8 @@ def build_model(species: Sequence[Union[int, str]], cutoff: float = 5.0, seed: i
 
 
 def save_model(model: EnergyModel, path: Union[str, os.PathLike], extra: Dict[str, Any] | None = None) -> None:
-    """Write a model file atomically (temporary file in the same directory, then rename)."""
+    """Write a model file atomically (temporary file in the same directory, then rename), with
+    a checksum of its weights and settings (:mod:`tfpot.integrity`)."""
     path = Path(path)
     payload = {
         "format": MODEL_FORMAT,
@@ -109,23 +112,40 @@ def save_model(model: EnergyModel, path: Union[str, os.PathLike], extra: Dict[st
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": dict(extra or {}),
     }
-    atomic_torch_save(payload, path)
+    atomic_torch_save(seal(payload), path)
 
 
 def load_model(path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu",
                dtype: Union[str, torch.dtype, None] = None) -> EnergyModel:
-    """Load a model file written by :func:`save_model` (or ``model.save``), in eval mode."""
+    """Load a model file written by :func:`save_model` (or ``model.save``), in eval mode.
+
+    Raises:
+        FileNotFoundError: no such file.
+        FileIntegrityError: a directory, a TorchScript export, not a PyTorch file, not a model
+            file, torn, failing its checksum, or holding non-finite weights; the message names
+            the file. (Files without a checksum, written before tfpot 0.4, load unverified.)
+    """
     path = require_model_file(path)  # one-line errors: missing, directory, export, not torch
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # not a torch file, truncated, or pickled code
-        raise ValueError(f"{path}: not a readable tfpot model file ({type(e).__name__}: {e})") from e
+        raise FileIntegrityError(f"{path}: not a readable tfpot model file ({short_reason(e)}); "
+                                 f"the file is torn or of another kind: use a model file from "
+                                 f"tfpot train") from e
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not a tfpot model file (no '{MODEL_FORMAT}' format marker); "
-                         "TorchScript exports (tfpot export) are for LAMMPS and torch.jit.load")
+        raise FileIntegrityError(f"{path}: not a tfpot model file (no '{MODEL_FORMAT}' format "
+                                 "marker); TorchScript exports (tfpot export) are for LAMMPS and "
+                                 "torch.jit.load")
     if payload.get("format_version") != MODEL_FORMAT_VERSION:
-        raise ValueError(f"{path}: model format version {payload.get('format_version')} is not "
-                         f"supported by tfpot {__version__} (expects {MODEL_FORMAT_VERSION})")
+        raise FileIntegrityError(f"{path}: model format version {payload.get('format_version')} is "
+                                 f"not supported by tfpot {__version__} (expects "
+                                 f"{MODEL_FORMAT_VERSION})")
+    verify_payload(payload, path, "model file", "restore it from a copy or retrain")
+    bad = nonfinite_tensors(payload["state_dict"])
+    if bad:
+        raise FileIntegrityError(f"{path}: weights {', '.join(bad[:3])} hold NaN or infinite "
+                                 f"values (a diverged training run); retrain, or use an earlier "
+                                 f"model file")
     hyper = dict(payload["hyperparameters"])
     species = hyper.pop("species")
     cutoff = hyper.pop("cutoff")
@@ -136,10 +156,10 @@ def load_model(path: Union[str, os.PathLike], device: Union[str, torch.device] =
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as e:
-        raise ValueError(f"{path}: weights do not fit the model this tfpot {__version__} builds "
-                         f"from the file's hyperparameters (written by tfpot "
-                         f"{payload.get('tfpot_version')}); retrain or load it with that version."
-                         f"\n{e}") from e
+        raise FileIntegrityError(
+            f"{path}: weights do not fit the model this tfpot {__version__} builds from the "
+            f"file's hyperparameters (written by tfpot {payload.get('tfpot_version')}); retrain "
+            f"or load it with that version ({' '.join(str(e).split())})") from e
     if dtype is not None:
         model = model.to(resolve_dtype(dtype))
     return model.to(device).eval()

@@ -23,3 +23,12 @@ class UnknownElementError(TfpotError, ValueError):
 
 class InputError(TfpotError, ValueError):
     """Bad input to a command or function: an option, a structure file, a combination."""
+
+
+def short_reason(exc: BaseException, limit: int = 100) -> str:
+    """``"TypeName: first sentence"`` of a low-level exception, for a one-line message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text.split(". ")[0]
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -12,14 +12,17 @@ virial is ``-sum_k r_k (x) F_k`` over all atoms. A local atom's energy depends o
 ``num_hops * cutoff`` away: the engine's ghost shell must be at least ``ghost_cutoff``.
 
 The file carries ``metadata.json`` (format, version, species, cutoff, num_hops, ghost_cutoff,
-units "metal", dtype, tfpot and torch versions).
+units "metal", dtype, tfpot and torch versions, and ``checksum``: SHA-256 of the other metadata
+and of every parameter and buffer, :func:`tfpot.integrity.export_digest`). :func:`load_exported`
+and the LAMMPS pair style refuse an export whose checksum does not match; exports written before
+tfpot 0.4 have none and load unverified.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +30,8 @@ from torch import Tensor, nn
 from tfpot import __version__
 from tfpot.atomic_io import atomic_path
 from tfpot.builder import load_model, resolve_dtype
+from tfpot.errors import FileIntegrityError, short_reason
+from tfpot.integrity import CHECKSUM_KEY, export_digest, verify_export
 from tfpot.model import EnergyModel
 
 EXPORT_FORMAT = "tfpot-lammps"
@@ -84,22 +89,48 @@ def export_model(model: Union[EnergyModel, str, os.PathLike], path: Union[str, o
     param_dtype = model.embedding.weight.dtype
     meta = export_metadata(model, param_dtype)
     scripted = torch.jit.script(LocalEnergyModel(model))
+    meta[CHECKSUM_KEY] = export_digest(meta, scripted_tensors(scripted))
     with atomic_path(path) as tmp:
         torch.jit.save(scripted, tmp, _extra_files={METADATA_FILE: json.dumps(meta)})
     return meta
 
 
+def scripted_tensors(module: torch.jit.ScriptModule) -> List[Tuple[str, Tensor]]:
+    """Every parameter and buffer of a scripted module, by dotted name (what the checksum of an
+    export covers; the LAMMPS pair style walks the same lists)."""
+    return list(module.named_parameters()) + list(module.named_buffers())
+
+
 def load_exported(path: Union[str, os.PathLike]) -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
-    """Load an exported module and its metadata (refusing files that are not tfpot exports)."""
+    """Load an exported module and its metadata.
+
+    Raises:
+        FileNotFoundError: no such file.
+        FileIntegrityError: not a TorchScript file, not a tfpot export, another format version,
+            or failing its checksum; the message names the file.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such export file")
     extra = {METADATA_FILE: ""}
     try:
         module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as e:
-        raise ValueError(f"{path}: not a TorchScript file ({type(e).__name__}: {e})") from e
+        raise FileIntegrityError(f"{path}: not a TorchScript file, or a torn one "
+                                 f"({short_reason(e)}); export the model again with "
+                                 f"`tfpot export`") from e
     if not extra[METADATA_FILE]:
-        raise ValueError(f"{path}: no {METADATA_FILE}; not a tfpot export (run 'tfpot export')")
-    meta = json.loads(extra[METADATA_FILE])
+        raise FileIntegrityError(f"{path}: no {METADATA_FILE}; not a tfpot export (run 'tfpot export')")
+    try:
+        meta = json.loads(extra[METADATA_FILE])
+    except ValueError as e:
+        raise FileIntegrityError(f"{path}: {METADATA_FILE} is not valid JSON ({e}); export the "
+                                 f"model again with `tfpot export`") from e
+    if not isinstance(meta, dict):
+        raise FileIntegrityError(f"{path}: {METADATA_FILE} is not a JSON object; export the model "
+                                 f"again with `tfpot export`")
     if meta.get("format") != EXPORT_FORMAT or meta.get("format_version") != EXPORT_FORMAT_VERSION:
-        raise ValueError(f"{path}: export format {meta.get('format')!r} v{meta.get('format_version')}"
-                         f" is not {EXPORT_FORMAT!r} v{EXPORT_FORMAT_VERSION}")
+        raise FileIntegrityError(f"{path}: export format {meta.get('format')!r} "
+                                 f"v{meta.get('format_version')} is not {EXPORT_FORMAT!r} "
+                                 f"v{EXPORT_FORMAT_VERSION}")
+    verify_export(meta, scripted_tensors(module), path)
     return module, meta

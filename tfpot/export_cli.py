@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -17,8 +18,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tfpot.atomic_io import remove_stale_temp_files
     from tfpot.export import export_model
 
+    output = Path(args.output)
+    for path in remove_stale_temp_files(output.parent, name=output.name):
+        print(f"removed {path}: the temporary file of an interrupted export")
     meta = export_model(args.model, args.output, dtype=args.dtype)
     print(f"wrote {args.output}")
     print(json.dumps(meta, indent=2))

@@ -113,6 +113,7 @@ class Probeable(Protocol):
     cfg: Any
     steps_per_epoch: int
     global_step: int
+    batch_in_epoch: int
     elapsed_before: float
 
     @property
@@ -151,6 +152,7 @@ def probe_speed(trainer: Probeable, num_steps: int = PROBE_STEPS) -> SpeedRecord
                 break
             trainer._step(batch)
             step_times.append(_now() - t)
+            trainer.batch_in_epoch += 1  # as the loop counts (a failing step names its frames)
         timed = step_times[1:] or step_times  # the first step warms up (unless it is the only one)
         t = _now()
         trainer._validate()

@@ -8,7 +8,9 @@ the early-stopping counter, the elapsed training time and the per-epoch history.
 
 Writes go to a temporary file in the same directory, are flushed and fsync'ed, and replace the
 old file with ``os.replace``: a run killed at any moment leaves the previous checkpoint or the
-new one, never a torn file.
+new one, never a torn file. Every checkpoint carries a checksum of its whole content
+(:mod:`tfpot.integrity`), checked on load: a corrupt or altered checkpoint is refused instead of
+resuming from it (checkpoints written before tfpot 0.4 have none and load unverified).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import numpy as np
 import torch
 
 from tfpot.atomic_io import atomic_torch_save, atomic_write_text  # noqa: F401 (re-exported)
+from tfpot.errors import FileIntegrityError, short_reason
+from tfpot.integrity import seal, verify_payload
 
 CHECKPOINT_FORMAT = "tfpot-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -55,25 +59,34 @@ def set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def save_checkpoint(state: Dict[str, Any], path: Union[str, os.PathLike]) -> None:
-    """Write a checkpoint dict atomically (adds the format marker)."""
+    """Write a checkpoint dict atomically (adds the format marker and the checksum)."""
     payload = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION}
     payload.update(state)
-    atomic_torch_save(payload, path)
+    atomic_torch_save(seal(payload), path)
 
 
 def load_checkpoint(path: Union[str, os.PathLike], map_location: Any = "cpu") -> Dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (no pickled code is executed)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (no pickled code is executed).
+
+    Raises:
+        FileNotFoundError: no such file.
+        FileIntegrityError: torn, not a checkpoint, another version, or failing its checksum.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no checkpoint")
+    fix = ("restore it from a copy, or start a new run in another output_dir (the models "
+           "written so far stay usable)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+        raise FileIntegrityError(f"{path}: not a readable checkpoint, torn or truncated "
+                                 f"({short_reason(e)}); {fix}") from e
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a tfpot training checkpoint (a model file? models are "
-                         f"loaded with tfpot.load_model)")
+        raise FileIntegrityError(f"{path}: not a tfpot training checkpoint (a model file? models "
+                                 f"are loaded with tfpot.load_model)")
     if payload.get("format_version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {payload.get('format_version')} is not "
-                         f"supported (expects {CHECKPOINT_VERSION})")
+        raise FileIntegrityError(f"{path}: checkpoint version {payload.get('format_version')} is "
+                                 f"not supported (expects {CHECKPOINT_VERSION})")
+    verify_payload(payload, path, "checkpoint", fix)
     return payload

@@ -52,6 +52,11 @@ def register(subparsers) -> None:
                    help="set a config key on top of the file, e.g. --set training.max_epochs=2 "
                         "(VALUE is read as YAML; repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    p.add_argument("--check-data", action="store_true",
+                   help="only check the config's data (every frame of every file: finite, "
+                        "non-empty, consistent shapes, no atoms closer than data.min_distance, "
+                        "known elements, the labels the loss needs), print the report with the "
+                        "data statistics, and exit (0: no problems, 1: problems)")
     p.add_argument("--list-recipes", action="store_true", help="list the bundled recipes and exit")
     p.add_argument("--show-recipe", metavar="NAME", help="print a bundled recipe and exit")
     p.set_defaults(func=main)
@@ -89,6 +94,21 @@ def parse_overrides(items: List[str]) -> Dict[str, Any]:
     return out
 
 
+def check_only(path: Path, overrides: Dict[str, Any]) -> int:
+    """``--check-data``: the data check of a config, its report, exit 0 (or raise)."""
+    from tfpot.builder import as_atomic_numbers
+    from tfpot.training.config import load_config
+    from tfpot.training.data import check_data, labels_needed
+
+    cfg = load_config(path, overrides)
+    species = None if cfg.model.species is None else as_atomic_numbers(cfg.model.species)
+    needs = labels_needed(cfg.loss.energy_weight, cfg.loss.forces_weight, cfg.loss.stress_weight)
+    check = check_data(cfg.data, needs, species)
+    print("\n".join(check.lines(f"data check of {path}")))
+    check.raise_if_problems("all listed above")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     from tfpot.training.config import list_recipes, recipes_dir
 
@@ -106,7 +126,10 @@ def main(args: argparse.Namespace) -> int:
     from tfpot.training.trainer import train_run
 
     path = resolve_config(args.config)
-    cfg = load_config(path, parse_overrides(args.overrides))
+    overrides = parse_overrides(args.overrides)
+    if args.check_data:
+        return check_only(path, overrides)
+    cfg = load_config(path, overrides)
     out, summary = train_run(cfg, resume=args.resume, output_dir=args.output_dir,
                              verbose=not args.quiet)
     if summary["stop_reason"] == "interrupted":

@@ -92,6 +92,8 @@ class DataConfig:
                                            "comes from the train indices")
     rmd17_fold: int = _f(1, "rMD17 split fold X (1..5)", min=1, max=5)
     cutoff: float = _f(5.0, "neighbour cutoff radius, Å", gt=0)
+    min_distance: float = _f(0.1, "data check: atoms closer than this (Å) are refused "
+                                  "(overlapping or duplicated atoms)", min=0)
     num_workers: int = _f(0, "DataLoader worker processes per rank", min=0)
 
 

@@ -13,28 +13,25 @@ it before training ends.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
+from tfpot.data.check import DataCheck
+from tfpot.data.errors import DataFormatError
 from tfpot.training.config import ConfigError, DataConfig
 
-DEMO_TOKEN = "tfpot:demo"
+from tfpot.data.demo import DEMO_TOKEN, resolve_data_path  # noqa: F401 (DEMO_TOKEN re-exported)
 
 Labels = Tuple[np.ndarray, Optional[float], Optional[np.ndarray], Optional[np.ndarray]]
 
 
 def resolve_path(path: str) -> Path:
     """A config path: ``tfpot:demo`` is the bundled demo set, ``~`` is expanded."""
-    if path == DEMO_TOKEN:
-        from tfpot.data import demo_dataset_path
-
-        return demo_dataset_path()
-    return Path(os.path.expanduser(path))
+    return resolve_data_path(path)
 
 
 def missing_data_file(key: str, path: Path) -> FileNotFoundError:
@@ -59,6 +56,7 @@ class StructureSet:
     indices: np.ndarray
     name: str = "data"
     source: str = ""
+    file_frames: Optional[np.ndarray] = None  # frame numbers in ``source`` (None: = indices)
     _labels: Optional[List[Labels]] = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -66,6 +64,17 @@ class StructureSet:
 
     def __getitem__(self, i: int):
         return self.dataset[int(self.indices[i])]
+
+    @property
+    def source_name(self) -> str:
+        """The data file's name, for messages (``"<name> structures"`` for in-memory lists)."""
+        return Path(self.source).name if self.source else f"the {self.name} structures"
+
+    def frame_numbers(self, positions) -> List[int]:
+        """Frame numbers in the source file of the structures at ``positions`` of this set."""
+        pos = np.asarray(positions, dtype=np.int64)
+        frames = self.indices if self.file_frames is None else self.file_frames
+        return [int(f) for f in frames[pos]]
 
     def iter_labels(self) -> Iterator[Labels]:
         """(numbers, energy eV | None, forces (N,3) eV/Å | None, stress (3,3) eV/Å^3 | None)."""
@@ -116,13 +125,16 @@ class StructureSet:
         return sorted(seen)
 
 
-def atoms_set(structures, cutoff: float, name: str = "data", source: str = "") -> StructureSet:
-    """A StructureSet over a list of labelled Atoms (graphs built once, cached, float64)."""
+def atoms_set(structures, cutoff: float, name: str = "data", source: str = "",
+              file_frames: Optional[np.ndarray] = None) -> StructureSet:
+    """A StructureSet over a list of labelled Atoms (graphs built once, cached, float64);
+    ``file_frames``: their frame numbers in ``source``."""
     from tfpot.data import AtomsDataset
 
     structures = list(structures)
     ds = AtomsDataset(structures, cutoff=cutoff, dtype=torch.float64)
-    return StructureSet(ds, np.arange(len(structures), dtype=np.int64), name, source)
+    frames = None if file_frames is None else np.asarray(file_frames, dtype=np.int64)
+    return StructureSet(ds, np.arange(len(structures), dtype=np.int64), name, source, frames)
 
 
 @dataclass
@@ -234,7 +246,7 @@ class _Source:
         else:
             allatoms = self._read_all()
             atoms = allatoms if indices is None else [allatoms[int(i)] for i in indices]
-        return atoms_set(atoms, self.cfg.cutoff, name, str(self.path))
+        return atoms_set(atoms, self.cfg.cutoff, name, str(self.path), indices)
 
 
 def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
@@ -358,3 +370,80 @@ def run_split(run_dir: Path, split: str, cutoff: float) -> Tuple[StructureSet, s
         how = (f"{SPLIT_LABELS[split]} split, {len(structures)} of {len(src)} structures "
                f"(split seed {seed})")
     return structures, f"{src.path.name}: {how}"
+
+
+# ------------------------------------------------------------------------------ data check --
+
+def data_files(cfg: DataConfig) -> List[Tuple[str, Path]]:
+    """``(config key, path)`` of every data file a config names (test files included)."""
+    keys = ("path",) if cfg.path is not None else ("train", "val", "test")
+    return [(f"data.{k}", resolve_path(getattr(cfg, k))) for k in keys
+            if getattr(cfg, k) is not None]
+
+
+def check_data(cfg: DataConfig, needs: Sequence[str] = (),
+               species: Optional[Sequence[int]] = None) -> DataCheck:
+    """Check every frame of every file of ``cfg`` (:mod:`tfpot.data.check`), streamed: whole
+    files, the test part included, so that nothing fails after training. Every LMDB record is
+    decoded, i.e. its checksum verified.
+
+    Args:
+        needs: labels the loss uses. species: atomic numbers the model knows (None: any).
+
+    Returns:
+        The check (report lines, problems); nothing is raised for bad frames.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+    """
+    from tfpot.data import LmdbDataset, iter_structures
+
+    check = DataCheck(min_distance=cfg.min_distance, species=species, needs=tuple(needs))
+    for key, path in data_files(cfg):
+        if not path.exists():
+            raise missing_data_file(key, path)
+        try:
+            fmt = _format_of(path, cfg)
+            if fmt == "lmdb":
+                ds = LmdbDataset(path, return_type="atoms")
+                for i in range(len(ds)):
+                    try:
+                        atoms = ds[i]
+                    except DataFormatError as e:  # e.g. a record failing its checksum
+                        check.unreadable_frame(e)
+                        continue
+                    check.add(atoms, f"{path.name}, frame {i}")
+            else:
+                frames = iter_structures(path, format=fmt, check=False, **_reader_options(cfg, fmt))
+                for k, atoms in enumerate(frames):
+                    check.add(atoms, f"{path.name}, frame {k}")
+        except DataFormatError as e:  # the file cannot be read on
+            check.stop(e)
+    return check
+
+
+#: the hint of a data-check error (how to see every problem)
+CHECK_HINT = "list them all with `tfpot train --check-data CONFIG`"
+
+
+def labels_needed(energy_weight: float, forces_weight: float, stress_weight: float) -> Tuple[str, ...]:
+    """The labels a loss with these weights uses."""
+    weights = {"energy": energy_weight, "forces": forces_weight, "stress": stress_weight}
+    return tuple(k for k, w in weights.items() if w > 0)
+
+
+def verify_data(cfg: DataConfig, needs: Sequence[str], species: Optional[Sequence[int]],
+                echo: Optional[Callable[[str], None]] = None) -> List[str]:
+    """:func:`check_data`, refusing bad data: returns the report lines when every frame is fine.
+
+    Raises:
+        DataCheckError: first problem and count; ``echo`` (if given) receives the report first.
+    """
+    check = check_data(cfg, needs, species)
+    lines = check.lines()
+    if not check.ok:
+        if echo is not None:
+            for line in lines:
+                echo(line)
+        check.raise_if_problems(CHECK_HINT)
+    return lines

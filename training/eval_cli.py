@@ -66,25 +66,51 @@ def _check_elements(model, model_path, numbers: List[int], data_label: str) -> N
 
 def evaluate_file(model_path, data_path, format: Optional[str] = None, target: Optional[str] = None,
                   batch_size: int = 16, device: str = "cpu", dtype: Optional[str] = None):
-    """(metrics, predictions, structure count) of a model file on every structure of a data file."""
+    """(metrics, predictions, structure count) of a model file on every structure of a data file.
+
+    Every frame is checked first (:mod:`tfpot.data.check`: finite, non-empty, no overlapping
+    atoms, elements the model knows, some label); non-finite metrics are refused.
+    """
     import torch
 
     from tfpot.builder import load_model
-    from tfpot.data import read_structures
+    from tfpot.data import iter_structures
+    from tfpot.data.check import LABELS, DataCheck
     from tfpot.training.data import atoms_set, resolve_path
     from tfpot.training.distributed import DistContext
     from tfpot.training.metrics import evaluate
 
     model = load_model(model_path, device=device, dtype=dtype)
     options = {"target": target} if target is not None else {}
-    atoms = read_structures(resolve_path(str(data_path)), format=format, **options)
+    path = resolve_path(str(data_path))
+    check = DataCheck(species=model.species, needs=LABELS)
+    atoms = list(check.filter(iter_structures(path, format=format, check=False, **options),
+                              path.name))
+    check.raise_if_problems("nothing was evaluated; fix or remove these frames")
     if not atoms:
         raise DataFormatError(f"{data_path}: no structures; give a data file with at least one frame")
-    _check_elements(model, model_path, [int(z) for a in atoms for z in a.numbers], str(data_path))
     dataset = atoms_set(atoms, model.cutoff, "eval")
     metrics, preds = evaluate(model, dataset, batch_size, DistContext.single(torch.device(device)),
                               keep_predictions=True)
+    refuse_nonfinite(metrics, preds, model_path, path.name)
     return metrics, preds, len(atoms)
+
+
+def refuse_nonfinite(metrics: Dict[str, float], preds: Dict[str, np.ndarray], model_path,
+                     data_name: str) -> None:
+    """Raise :class:`~tfpot.training.guard.NonFiniteError` if a metric is not finite, naming
+    the frames whose predicted energy is not."""
+    from tfpot.training.guard import NonFiniteError, frame_list
+
+    bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
+    if bad:
+        frames = np.flatnonzero(~np.isfinite(preds["energy"])).tolist()
+        raise NonFiniteError(
+            f"{model_path}: predictions on {data_name} are not finite "
+            f"({', '.join(f'{k} {v}' for k, v in bad.items())}"
+            + (f"; energies of frames {frame_list(frames)}" if frames else "")
+            + "); the model file is broken (retrain or use another) or these frames are outside "
+              "anything it can describe")
 
 
 def evaluate_run(run_dir, split: str = "test", batch_size: int = 16, device: str = "cpu",
@@ -105,6 +131,7 @@ def evaluate_run(run_dir, split: str = "test", batch_size: int = 16, device: str
     _check_elements(model, model_path, structures.elements(), description)
     metrics, preds = evaluate(model, structures, batch_size,
                               DistContext.single(torch.device(device)), keep_predictions=True)
+    refuse_nonfinite(metrics, preds, model_path, description)
     return metrics, preds, description
 
 

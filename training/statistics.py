@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from tfpot.model import EnergyModel
+from tfpot.training.config import ConfigError
 from tfpot.training.data import StructureSet
 
 
@@ -57,8 +58,8 @@ def training_statistics(train: StructureSet, species: Sequence[int], e0: Union[s
 
     if e0 == "least_squares":
         if stats.reference_energies is None:
-            raise ValueError("model.e0 = least_squares needs training structures with energies; "
-                             "use e0: zero or give E0 values")
+            raise ConfigError("model.e0 = least_squares needs training structures with "
+                              "energies; use e0: zero or give E0 values")
         ref = {int(z): float(v) for z, v in stats.reference_energies.items()}
     elif e0 == "zero":
         ref = {int(z): 0.0 for z in species}
@@ -69,9 +70,10 @@ def training_statistics(train: StructureSet, species: Sequence[int], e0: Union[s
             ref[z] = float(v)
         missing = [chemical_symbols[z] for z in species if z not in ref]
         if missing:
-            raise ValueError(f"model.e0 gives no reference energy for {', '.join(missing)}")
+            raise ConfigError(f"model.e0 gives no reference energy for {', '.join(missing)}; "
+                              f"add them to model.e0")
     else:
-        raise ValueError(f"e0 must be least_squares, zero or a mapping (got {e0!r})")
+        raise ConfigError(f"model.e0 must be least_squares, zero or a mapping (got {e0!r})")
 
     residual = []
     for numbers, energy, _, _ in train.iter_labels():

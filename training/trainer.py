@@ -41,16 +41,21 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from tfpot.atomic_io import remove_stale_temp_files
+from tfpot.data.check import DataCheck
 from tfpot.model import EnergyModel
 from tfpot.training.budget import SpeedRecord, describe_plan, planned_epochs, probe_speed
 from tfpot.training.checkpoint import (CHECKPOINT_NAME, atomic_write_text, load_checkpoint,
                                        rng_state, save_checkpoint, set_rng_state)
 from tfpot.training.config import (ConfigError, TrainConfig, config_from_dict, load_config,
                                    resolve_data_paths)
-from tfpot.training.data import StructureSet, atoms_set, load_splits
+from tfpot.training.data import (StructureSet, atoms_set, labels_needed, load_splits,
+                                 verify_data)
 from tfpot.training.distributed import (DistContext, ShardedBatchSampler, all_reduce_gradients,
                                         make_loader, setup, teardown)
 from tfpot.training.ema import ExponentialMovingAverage
+from tfpot.training.guard import (NonFiniteError, check_metrics, nonfinite_graphs,
+                                  step_error, step_is_finite)
 from tfpot.training.losses import Targets, WeightedLoss, errors
 from tfpot.training.metrics import (MetricAccumulator, evaluate, format_metrics, predict_batch,
                                     short_metrics, units_of, with_units)
@@ -67,7 +72,7 @@ STATISTICS_UNITS = {"e0": "eV (per atom of the element)", "energy_scale": "eV",
 #: Config keys that may change between a run and its resume.
 RESUMABLE_KEYS = ("training.max_epochs", "training.max_time", "training.early_stopping_patience",
                   "training.checkpoint_every", "logging.", "device", "output_dir", "num_threads",
-                  "data.num_workers")
+                  "data.num_workers", "data.min_distance")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -98,7 +103,8 @@ class Trainer:
         self.verbose = verbose
         tc = cfg.training
         if len(train) == 0:
-            raise ValueError("the training set is empty")
+            raise ConfigError("the training set is empty; give data.split.train > 0 or a "
+                              "non-empty data.train")
 
         self.loss_fn = WeightedLoss(cfg.loss.energy_weight, cfg.loss.forces_weight,
                                     cfg.loss.stress_weight, cfg.loss.per_atom_energy,
@@ -108,8 +114,8 @@ class Trainer:
                           ("stress", "stress_weight")):
             if getattr(cfg.loss, key) > 0 and labels[term] == 0:
                 hint = " (energy-only training, e.g. QM9)" if term == "forces" else ""
-                raise ValueError(f"loss.{key} is {getattr(cfg.loss, key):g} but no training "
-                                 f"structure has {term} labels; set loss.{key}: 0{hint}")
+                raise ConfigError(f"loss.{key} is {getattr(cfg.loss, key):g} but no training "
+                                  f"structure has {term} labels; set loss.{key}: 0{hint}")
         self.compute_forces = cfg.loss.forces_weight > 0
         self.compute_stress = cfg.loss.stress_weight > 0
 
@@ -137,6 +143,7 @@ class Trainer:
         self.history: List[Dict[str, Any]] = []
         self.timings: List[Dict[str, Any]] = []  # wall clock per epoch (timing.csv)
         self.extra_state: Dict[str, Any] = {}
+        self._last_checkpoint: Optional[str] = None  # named if the guard stops the run
 
         self._session_start = time.perf_counter()
         self._signal: Optional[int] = None
@@ -208,12 +215,15 @@ class Trainer:
         self.extra_state = dict(state.get("extra", {}))
         speed = state.get("speed")
         self.speed = SpeedRecord.from_dict(speed) if speed is not None else None
+        if self.out_dir is not None:
+            self._last_checkpoint = f"{self.out_dir / CHECKPOINT_NAME} (step {self.global_step})"
         self._session_start = time.perf_counter()
 
     def save_checkpoint(self) -> None:
         state = self.state_dict()  # collective: every rank calls it
         if self.out_dir is not None and self.ctx.is_main:
             save_checkpoint(state, self.out_dir / CHECKPOINT_NAME)
+            self._last_checkpoint = f"{self.out_dir / CHECKPOINT_NAME} (step {self.global_step})"
 
     def _save_model(self, name: str, extra: Dict[str, Any]) -> None:
         if self.out_dir is None or not self.ctx.is_main:
@@ -227,6 +237,7 @@ class Trainer:
         model, ctx = self.model, self.ctx
         model.train()
         self.optimizer.zero_grad(set_to_none=True)
+        loss = err = t = None
         if batch is not None:
             batch = batch.to(ctx.device)
             t = Targets.from_batch(batch)
@@ -241,6 +252,8 @@ class Trainer:
             loss.backward()
             self.train_acc.add(err, self.loss_fn)
         all_reduce_gradients(self.optimizer.param_groups[0]["params"], ctx)
+        if not step_is_finite(loss, self.optimizer.param_groups[0]["params"], ctx):
+            raise self._step_failure(loss, err, t)
         if self.cfg.training.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"],
                                            self.cfg.training.grad_clip)
@@ -256,6 +269,21 @@ class Trainer:
         self.run_epochs = planned_epochs(tc.max_epochs, tc.max_time, self.speed)
         self.schedule.set_epochs(self.run_epochs)
         self.log(describe_plan(self.run_epochs, tc.max_epochs, tc.max_time, self.speed))
+
+    def _step_failure(self, loss, err, t) -> NonFiniteError:
+        """The guard's error for this step (see :mod:`tfpot.training.guard`), also logged."""
+        positions = self.sampler.global_batches()[self.batch_in_epoch]
+        mine = np.array_split(positions, self.ctx.world_size)[self.ctx.rank]
+        bad = [] if err is None else mine[nonfinite_graphs(err, t, self.loss_fn)]
+        frames = self.train_set.frame_numbers
+        kept = [self._last_checkpoint] if self._last_checkpoint else []
+        if self.best["epoch"] >= 0 and self.out_dir is not None:
+            kept.append(f"{self.out_dir / 'best_model.pt'} (epoch {self.best['epoch'] + 1})")
+        e = step_error(self.global_step + 1, self.epoch + 1, self.batch_in_epoch + 1,
+                       None if loss is None else float(loss.detach()), self.train_set.source_name,
+                       frames(positions), frames(bad), kept)
+        self.log(f"stopped: {e}")
+        return e
 
     # ------------------------------------------------------------------ the loop
     def _stop_requested(self) -> Optional[str]:
@@ -330,6 +358,8 @@ class Trainer:
         acc.sums.copy_(sums)
         train = acc.compute(self.loss_fn)
         val = self._validate()
+        check_metrics({**train, **{f"val_{k}": v for k, v in val.items()}},
+                      f"epoch {self.epoch + 1} training/validation")
         monitor = val.get("loss", train.get("loss", math.inf))
         lr = self.schedule.lr
         self.schedule.step_epoch(monitor)
@@ -474,6 +504,7 @@ class Trainer:
                                self.loss_fn)
         finally:
             self.model.load_state_dict(current)
+        check_metrics(metrics, "test-set")
         self.log(format_metrics(metrics, f"test set ({len(test_set)} structures, best model):"))
         if self.out_dir is not None and self.ctx.is_main:
             atomic_write_text(json.dumps({"num_structures": len(test_set), **metrics,
@@ -561,6 +592,11 @@ def _check_resume_config(old: Mapping[str, Any], new: Mapping[str, Any], path: P
                           f"{', '.join(RESUMABLE_KEYS)} may change. Start a new output_dir instead.")
 
 
+def _needs(cfg: TrainConfig) -> Tuple[str, ...]:
+    """The labels the config's loss uses (what the data check requires of every frame)."""
+    return labels_needed(cfg.loss.energy_weight, cfg.loss.forces_weight, cfg.loss.stress_weight)
+
+
 def _species(cfg: TrainConfig, splits) -> List[int]:
     from tfpot.builder import as_atomic_numbers
 
@@ -625,6 +661,13 @@ def train_run(config: Union[str, Path, Mapping[str, Any], TrainConfig], resume: 
 
         preamble: List[str] = []  # logged by the trainer (console and train.log)
         say = preamble.append
+        if ctx.is_main:
+            for path in remove_stale_temp_files(out):
+                say(f"removed {path.name}: a temporary file of an interrupted write")
+        known = state["model_config"]["species"] if state is not None else \
+            (None if cfg.model.species is None else _species(cfg, None))
+        echo = (lambda line: print(line, file=sys.stderr)) if verbose and ctx.is_main else None
+        preamble += verify_data(cfg.data, _needs(cfg), known, echo)
 
         splits = load_splits(cfg.data, cfg.seed)
         say(f"data: {splits.description}")
@@ -717,6 +760,12 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
                         "ema_decay": ema_decay, "grad_clip": grad_clip},
            "logging": {"progress_bar": progress_bar, "tensorboard": False if out_dir is None else "auto"}}
     cfg = config_from_dict(raw, "fit()")
+    check = DataCheck(min_distance=cfg.data.min_distance, species=model.species, needs=_needs(cfg))
+    train_atoms = list(check.filter(train_atoms, "train_atoms", "structure"))
+    val_atoms = list(check.filter(val_atoms or [], "val_atoms", "structure")) or None
+    check.raise_if_problems("")
+    if out_dir is not None:
+        remove_stale_temp_files(out_dir)
     train = atoms_set(train_atoms, model.cutoff, "train")
     val = atoms_set(val_atoms, model.cutoff, "val") if val_atoms else None
     state = None

@@ -15,7 +15,9 @@
 #include "update.h"
 #include "utils.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -65,6 +67,257 @@ std::string first_line(const char *what)
 }
 
 constexpr int CENTROID_NOTAVAIL_FLAG = 2;    // Pair::centroidstressflag: not implemented
+
+/* ----------------------------------------------------------------------
+   export checksum: SHA-256 of the canonical encoding of tfpot.integrity
+   (Python: tfpot/integrity.py, export_digest), over
+     {"metadata": <metadata.json without "checksum">, "tensors": {name: tensor}}
+   for every parameter and buffer of the module. Encoding E (u64 = 8-byte
+   little-endian): null N; bool B+byte; integer I+u64 len+decimal; float
+   F+IEEE-754 double LE; string S+u64 len+UTF-8; array L+u64 count+E(items);
+   object D+u64 count+E(key)E(value) in the byte order of E(key); tensor
+   T+E(dtype name)+E([shape])+u64 nbytes+raw bytes (C order, LE, CPU).
+------------------------------------------------------------------------- */
+
+class Sha256 {
+ public:
+  Sha256() { reset(); }
+  void update(const void *data, size_t n)
+  {
+    const auto *p = static_cast<const unsigned char *>(data);
+    for (size_t k = 0; k < n; ++k) {
+      block[used++] = p[k];
+      if (used == 64) {
+        compress();
+        used = 0;
+      }
+    }
+    total += n;
+  }
+  std::string hexdigest()
+  {
+    uint64_t bits = total * 8;
+    const unsigned char pad = 0x80, zero = 0;
+    update(&pad, 1);
+    while (used != 56) update(&zero, 1);
+    unsigned char len[8];
+    for (int k = 0; k < 8; ++k) len[7 - k] = (unsigned char) (bits >> (8 * k));
+    update(len, 8);
+    static const char *hex = "0123456789abcdef";
+    std::string out;
+    for (uint32_t v : h)
+      for (int k = 28; k >= 0; k -= 4) out += hex[(v >> k) & 0xF];
+    reset();
+    return out;
+  }
+
+ private:
+  uint32_t h[8];
+  unsigned char block[64];
+  size_t used;
+  uint64_t total;
+
+  void reset()
+  {
+    static const uint32_t init[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    std::memcpy(h, init, sizeof(h));
+    used = 0;
+    total = 0;
+  }
+  static uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+  void compress()
+  {
+    static const uint32_t K[64] = {
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2};
+    uint32_t w[64];
+    for (int t = 0; t < 16; ++t)
+      w[t] = (uint32_t(block[4 * t]) << 24) | (uint32_t(block[4 * t + 1]) << 16) |
+          (uint32_t(block[4 * t + 2]) << 8) | uint32_t(block[4 * t + 3]);
+    for (int t = 16; t < 64; ++t) {
+      uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
+      uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
+      w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7];
+    for (int t = 0; t < 64; ++t) {
+      uint32_t S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
+      uint32_t ch = (e & f) ^ (~e & g);
+      uint32_t t1 = hh + S1 + ch + K[t] + w[t];
+      uint32_t S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
+      uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
+      uint32_t t2 = S0 + maj;
+      hh = g;
+      g = f;
+      f = e;
+      e = d + t1;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2;
+    }
+    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+  }
+};
+
+// the encoding goes to a hash or, for dict keys that must be sorted, into a string
+struct StringSink {
+  std::string bytes;
+  void update(const void *data, size_t n) { bytes.append(static_cast<const char *>(data), n); }
+};
+
+template <class Sink> void enc_u64(Sink &s, uint64_t v)
+{
+  unsigned char b[8];
+  for (int k = 0; k < 8; ++k) b[k] = (unsigned char) (v >> (8 * k));
+  s.update(b, 8);
+}
+
+template <class Sink> void enc_tagged(Sink &s, char tag, const std::string &bytes)
+{
+  s.update(&tag, 1);
+  enc_u64(s, bytes.size());
+  s.update(bytes.data(), bytes.size());
+}
+
+std::string encoded_str(const std::string &text)
+{
+  StringSink k;
+  enc_tagged(k, 'S', text);
+  return k.bytes;
+}
+
+template <class Sink> void enc_json(Sink &s, const json &v)
+{
+  if (v.is_null()) {
+    s.update("N", 1);
+  } else if (v.is_boolean()) {
+    s.update(v.get<bool>() ? "B\x01" : "B\x00", 2);
+  } else if (v.is_number_unsigned()) {
+    enc_tagged(s, 'I', std::to_string(v.get<uint64_t>()));
+  } else if (v.is_number_integer()) {
+    enc_tagged(s, 'I', std::to_string(v.get<int64_t>()));
+  } else if (v.is_number_float()) {
+    double d = v.get<double>();
+    uint64_t bits;
+    std::memcpy(&bits, &d, 8);
+    s.update("F", 1);
+    enc_u64(s, bits);
+  } else if (v.is_string()) {
+    enc_tagged(s, 'S', v.get<std::string>());
+  } else if (v.is_array()) {
+    s.update("L", 1);
+    enc_u64(s, v.size());
+    for (const auto &item : v) enc_json(s, item);
+  } else {    // object: entries in the byte order of their encoded keys
+    std::vector<std::pair<std::string, const json *>> items;
+    for (auto it = v.begin(); it != v.end(); ++it) items.emplace_back(encoded_str(it.key()), &it.value());
+    std::sort(items.begin(), items.end(),
+              [](const auto &a, const auto &b) { return a.first < b.first; });
+    s.update("D", 1);
+    enc_u64(s, items.size());
+    for (const auto &item : items) {
+      s.update(item.first.data(), item.first.size());
+      enc_json(s, *item.second);
+    }
+  }
+}
+
+// Python's str(dtype) without "torch."; empty for a dtype tfpot never writes
+std::string dtype_label(c10::ScalarType t)
+{
+  switch (t) {
+    case c10::ScalarType::Double: return "float64";
+    case c10::ScalarType::Float: return "float32";
+    case c10::ScalarType::Half: return "float16";
+    case c10::ScalarType::BFloat16: return "bfloat16";
+    case c10::ScalarType::Long: return "int64";
+    case c10::ScalarType::Int: return "int32";
+    case c10::ScalarType::Short: return "int16";
+    case c10::ScalarType::Char: return "int8";
+    case c10::ScalarType::Byte: return "uint8";
+    case c10::ScalarType::Bool: return "bool";
+    default: return "";
+  }
+}
+
+// "sha256:<hex>" of an export, or "" with `why` set when a tensor has an unknown dtype
+std::string export_checksum(const json &meta, const torch::jit::Module &module, std::string &why)
+{
+  json rest = meta;
+  rest.erase("checksum");
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  for (const auto &p : module.named_parameters(true)) tensors.emplace_back(p.name, p.value);
+  for (const auto &b : module.named_buffers(true)) tensors.emplace_back(b.name, b.value);
+  std::vector<std::pair<std::string, at::Tensor>> sorted;
+  for (auto &t : tensors) sorted.emplace_back(encoded_str(t.first), t.second);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto &a, const auto &b) { return a.first < b.first; });
+
+  Sha256 h;
+  // {"metadata": ..., "tensors": ...}: "tensors" (7 bytes) sorts before "metadata" (8)
+  h.update("D", 1);
+  enc_u64(h, 2);
+  const std::string key_t = encoded_str("tensors"), key_m = encoded_str("metadata");
+  h.update(key_t.data(), key_t.size());
+  h.update("D", 1);
+  enc_u64(h, sorted.size());
+  for (const auto &item : sorted) {
+    at::Tensor t = item.second.detach().to(torch::kCPU).contiguous();
+    const std::string label = dtype_label(t.scalar_type());
+    if (label.empty()) {
+      why = fmt::format("tensor {} has dtype {}", item.first.substr(9), c10::toString(t.scalar_type()));
+      return "";
+    }
+    h.update(item.first.data(), item.first.size());
+    h.update("T", 1);
+    enc_tagged(h, 'S', label);
+    h.update("L", 1);
+    enc_u64(h, t.dim());
+    for (int64_t d = 0; d < t.dim(); ++d) enc_tagged(h, 'I', std::to_string(t.size(d)));
+    const uint64_t nbytes = t.numel() * t.element_size();
+    enc_u64(h, nbytes);
+    if (nbytes) h.update(t.data_ptr(), nbytes);
+  }
+  h.update(key_m.data(), key_m.size());
+  enc_json(h, rest);
+  return "sha256:" + h.hexdigest();
+}
+
+// why an export must be refused ("" if its checksum matches, or it has none: see `status`)
+std::string checksum_problem(const std::string &path, const json &meta,
+                             const torch::jit::Module &module, std::string &status)
+{
+  if (!meta.contains("checksum")) {
+    status = "no checksum (written before tfpot 0.4): not verified";
+    return "";
+  }
+  const json &stored_j = meta["checksum"];
+  if (!stored_j.is_string() || stored_j.get<std::string>().rfind("sha256:", 0) != 0)
+    return fmt::format("pair tfpot: invalid metadata.json in '{}': malformed checksum {}", path,
+                       stored_j.dump());
+  const std::string stored = stored_j.get<std::string>();
+  std::string why;
+  const std::string actual = export_checksum(meta, module, why);
+  if (actual.empty())
+    return fmt::format("pair tfpot: '{}' cannot be checksummed ({}); export the model again "
+                       "with `tfpot export`", path, why);
+  if (actual != stored)
+    return fmt::format("pair tfpot: '{}' fails its checksum (stored {}..., content {}...): the "
+                       "file is corrupt or was altered; export the model again with "
+                       "`tfpot export`", path, stored.substr(0, 19), actual.substr(0, 19));
+  status = "checksum verified";
+  return "";
+}
 
 }    // namespace
 
@@ -252,9 +505,12 @@ void PairTFPot::load_model(const std::string &path)
                "float64)",
                path, dtype_name);
 
+  const std::string bad_checksum = checksum_problem(path, meta, model, checksum_status);
+  if (!bad_checksum.empty()) error->all(FLERR, bad_checksum);
   model_path = path;
   model_loaded = true;
 }
+
 
 /* ----------------------------------------------------------------------
    pair_coeff * * model.pt El1 El2 ... (one element per atom type, no NULL)
@@ -317,9 +573,9 @@ void PairTFPot::coeff(int narg, char **arg)
   if (comm->me == 0)
     utils::logmesg(lmp,
                    "pair tfpot: model {} (species {}; cutoff {} A; {} hops; ghost cutoff {} A; "
-                   "{}; device {})\n",
+                   "{}; device {}; {})\n",
                    model_path, species_list(species_z), cutoff, num_hops, ghost_cutoff,
-                   dtype_name, device.str());
+                   dtype_name, device.str(), checksum_status);
 }
 
 /* ---------------------------------------------------------------------- */

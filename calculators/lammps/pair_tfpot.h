@@ -61,6 +61,7 @@ class PairTFPot : public Pair {
   torch::Dtype dtype;            // dtype of positions the model expects
   std::string model_path;
   std::string dtype_name;
+  std::string checksum_status;   // "checksum verified", or why the export was not verified
 
   // metadata.json
   std::vector<int> species_z;    // atomic numbers in model order

@@ -229,6 +229,21 @@ def test_overlapping_atoms_refused(model, skin):
         atoms.get_forces()
 
 
+def test_nonfinite_model_output_refused():
+    """A model whose output overflows (finite weights, energy scale 1e308): the calculator
+    raises instead of handing inf to an integrator; a sane model is the negative control."""
+    huge = make_model()
+    with torch.no_grad():
+        huge.energy_scale.fill_(1e308)
+    atoms = ethanol()
+    atoms.calc = TFPotCalculator(huge)
+    with pytest.raises(ValueError, match=r"^TFPotCalculator: the model's energy, free_energy "
+                                         r"are not finite for this structure"):
+        atoms.get_potential_energy()
+    atoms.calc = TFPotCalculator(make_model())
+    assert np.isfinite(atoms.get_potential_energy())
+
+
 def test_stress_on_molecule_not_implemented(model):
     atoms = ethanol()
     atoms.calc = TFPotCalculator(model)

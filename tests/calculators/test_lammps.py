@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -31,6 +32,7 @@ from ase import Atoms  # noqa: E402
 from ase.build import bulk, molecule  # noqa: E402
 from ase.data import atomic_masses, atomic_numbers  # noqa: E402
 
+from helpers import flip_bit  # noqa: E402
 from tfpot.calculators.lammps_build import build_plugin, run_lammps  # noqa: E402
 
 SPECIES = (29, 28, 13, 1, 6, 8)  # Cu Ni Al H C O, the model's own order
@@ -549,7 +551,8 @@ run 0
 """
     proc = lmp_run(tmp_path, script)
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, f"LAMMPS accepted an invalid setup:\n{out[-2000:]}"
+    loaded = [line for line in out.splitlines() if line.startswith("pair tfpot: model")]
+    assert proc.returncode != 0, f"LAMMPS accepted an invalid setup:\n{loaded}\n{out[-2000:]}"
     errors = [line for line in out.splitlines() if line.startswith("ERROR")]
     assert errors, f"no ERROR line:\n{out[-2000:]}"
     return errors[0]
@@ -604,6 +607,41 @@ def test_refuses_file_that_is_not_torchscript(plugin, tmp_path):
     bogus.write_text("not a model\n")
     msg = _refusal(plugin, bogus, tmp_path)
     assert "is not a TorchScript model" in msg
+
+
+# checksums (tfpot.integrity): the plugin computes the same SHA-256 as Python
+
+def test_checksum_verified_by_the_plugin(plugin, exported64, tmp_path):
+    """An intact export: the plugin's SHA-256 of tensors and metadata equals Python's."""
+    assert read_metadata(exported64[0])["checksum"].startswith("sha256:")
+    _, proc = _lammps_eval(plugin, exported64[0], alloy_cell(), ALLOY_ELEMENTS, tmp_path)
+    assert "; checksum verified)" in proc.stdout
+
+
+def test_export_without_checksum_runs_unverified(plugin, tmp_path):
+    model = export_standin(tmp_path / "old.pt")              # as written before tfpot 0.4
+    _, proc = _lammps_eval(plugin, model, alloy_cell(), ALLOY_ELEMENTS, tmp_path)
+    assert "; no checksum (written before tfpot 0.4): not verified)" in proc.stdout
+
+
+def test_refuses_export_with_a_flipped_bit(plugin, exported64, tmp_path):
+    bad = tmp_path / "flipped.pt"
+    shutil.copy(exported64[0], bad)
+    e0 = exported64[1].atomic_reference.detach().double().numpy().tobytes()
+    flip_bit(bad, e0, bit=1)                                  # one bit of E0 (Cu)
+    msg = _refusal(plugin, bad, tmp_path)
+    assert re.search(rf"pair tfpot: '{re.escape(str(bad))}' fails its checksum \(stored "
+                     r"sha256:[0-9a-f]{12}\.\.\., content sha256:[0-9a-f]{12}\.\.\.\): the file is "
+                     r"corrupt or was altered; export the model again with `tfpot export`", msg), msg
+
+
+def test_refuses_export_with_altered_metadata(plugin, exported64, tmp_path):
+    meta = read_metadata(exported64[0])
+    meta["ghost_cutoff"] += 0.5                               # valid, but not what was exported
+    module = torch.jit.load(str(exported64[0]))
+    bad = tmp_path / "thin.pt"
+    torch.jit.save(module, str(bad), _extra_files={"metadata.json": json.dumps(meta)})
+    assert "fails its checksum" in _refusal(plugin, bad, tmp_path)
 
 
 def test_refuses_newton_off(plugin, exported64, tmp_path):

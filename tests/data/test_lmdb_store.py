@@ -245,7 +245,7 @@ def test_convert_cli(tmp_path, md17_file, qm9_dir, capsys):
     assert "2 structures, 8 atoms" in capsys.readouterr().out
     assert LmdbDataset(out2)[1].get_potential_energy() == pytest.approx(-76.422349 * 27.211386, rel=1e-6)
     assert main(["convert", str(npz), "-o", str(tmp_path / "x.lmdb"), "--target", "U0"]) == 1
-    assert "--target applies to QM9 data only" in capsys.readouterr().out
+    assert "--target applies to QM9 data only" in capsys.readouterr().err
     assert not (tmp_path / "x.lmdb").exists()
 
 

@@ -259,14 +259,15 @@ def test_extxyz_labels_and_custom_keys(tmp_path):
 def test_extxyz_bad_line(tmp_path):
     path = tmp_path / "bad.extxyz"
     path.write_text(EXTXYZ.replace("Cu 1.5 1.75 2.0", "Cu 1.5 abc 2.0"))
-    with pytest.raises(DataFormatError, match=r"bad.extxyz: cannot read as extxyz"):
+    with pytest.raises(DataFormatError, match=r"bad.extxyz, frame 0, line 4 \(atom 1\): column 3 "
+                                              r"\(pos\) is 'abc', not a real number"):
         read_structures(path)
 
 
 def test_extxyz_nan_energy_refused(tmp_path):
     path = tmp_path / "nan.extxyz"
     path.write_text(EXTXYZ.replace("energy=-1.5", "energy=nan"))
-    with pytest.raises(DataFormatError, match=r"nan.extxyz, structure 0: energy is not finite"):
+    with pytest.raises(DataFormatError, match=r"nan.extxyz, frame 0: energy is not finite"):
         read_structures(path)
 
 
@@ -337,5 +338,5 @@ def test_nonfinite_position_in_ase_input_refused(tmp_path):
     atoms.calc = SinglePointCalculator(atoms, energy=1.0)
     path = tmp_path / "inf.extxyz"
     ase.io.write(path, atoms)
-    with pytest.raises(DataFormatError, match=r"inf.extxyz, structure 0: position of atom 1 is not finite"):
+    with pytest.raises(DataFormatError, match=r"inf.extxyz, frame 0, atom 1: position is not finite"):
         read_structures(path)

@@ -30,7 +30,7 @@ _EXPORTS = {
     "DatasetStatistics": "statistics", "StatisticsAccumulator": "statistics",
     "compute_statistics": "statistics", "fit_reference_energies": "statistics",
     "force_rms": "statistics", "average_num_neighbors": "statistics",
-    "demo_dataset_path": "demo",
+    "demo_dataset_path": "demo", "resolve_data_path": "demo",
 }
 
 __all__ = ["DataFormatError", *_EXPORTS]
@@ -50,7 +50,7 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from tfpot.data.demo import demo_dataset_path
+    from tfpot.data.demo import demo_dataset_path, resolve_data_path
     from tfpot.data.graphs import AtomsDataset, arrays_to_data, atoms_to_data, make_loader
     from tfpot.data.lmdb_store import FORMAT_VERSION, LmdbDataset, read_header, write_lmdb
     from tfpot.data.md17 import read_rmd17_split

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
 
 from ase import Atoms
 
+from tfpot.atomic_io import remove_stale_temp_files
+from tfpot.data.check import DEFAULT_MIN_DISTANCE, DataCheck, DataCheckError
+from tfpot.data.demo import resolve_data_path
 from tfpot.data.errors import DataFormatError
 
 
@@ -19,7 +23,8 @@ def register(subparsers) -> None:
                         "to a tfpot LMDB store",
         description="Read data files exactly as published, convert to eV/Å, and write one "
                     "LMDB store (atomically, streamed) with a header of counts and statistics.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="data files or QM9 directories")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="data files or QM9 directories ('tfpot:demo': the bundled demo set)")
     p.add_argument("-o", "--output", required=True, type=Path, help="output .lmdb file")
     p.add_argument("--format", default=None,
                    help="input format (md17, rmd17, qm9, extxyz, ase-db, pymatgen-json, lmdb, or an "
@@ -32,36 +37,50 @@ def register(subparsers) -> None:
                    help="store positions/forces/stress as float32 (energies stay float64)")
     p.add_argument("--no-statistics", action="store_true",
                    help="skip E0 / force statistics in the header")
+    p.add_argument("--min-distance", type=float, default=DEFAULT_MIN_DISTANCE, metavar="Å",
+                   help="data check: refuse frames with atoms closer than this (default "
+                        "%(default)s Å)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(func=run)
 
 
-def _structures(args: argparse.Namespace) -> Iterator[Atoms]:
+def _structures(args: argparse.Namespace, check: DataCheck) -> Iterator[Atoms]:
+    """Every input's frames that pass the data check; at the end, the check's verdict (raised
+    inside the stream, so that ``write_lmdb`` discards its temporary file)."""
     from tfpot.data.readers import detect_format, iter_structures
 
-    for path in args.inputs:
+    for name in args.inputs:
+        path = resolve_data_path(name)
         fmt = args.format or detect_format(path)
         options = {}
         if args.target is not None:
             if fmt != "qm9":
-                raise DataFormatError(f"{path}: --target applies to QM9 data only (this is {fmt})")
+                raise DataFormatError(f"{path}: --target applies to QM9 data only (this is {fmt}); "
+                                      f"drop --target")
             options["target"] = args.target
-        yield from iter_structures(path, format=fmt, **options)
+        yield from check.filter(iter_structures(path, format=fmt, check=False, **options),
+                                path.name)
+    check.raise_if_problems("nothing was written; fix the frames and convert again")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Convert; print counts. Returns 0, or 1 with a one-line error for bad input."""
+    """Convert; print counts. Returns 0; bad input raises a one-line TfpotError."""
     from tfpot.data.lmdb_store import write_lmdb
 
+    if not args.min_distance >= 0:
+        raise DataFormatError(f"--min-distance must be >= 0 Å (got {args.min_distance})")
+    for path in remove_stale_temp_files(args.output.parent, name=args.output.name):
+        print(f"removed {path}: the temporary file of an interrupted conversion")
     t0 = time.perf_counter()
+    check = DataCheck(min_distance=args.min_distance)
     try:
-        header = write_lmdb(_structures(args), args.output, cutoff=args.cutoff,
+        header = write_lmdb(_structures(args, check), args.output, cutoff=args.cutoff,
                             statistics=not args.no_statistics,
                             float_dtype="float32" if args.float32 else "float64",
                             sources=[Path(p).name for p in args.inputs], progress=args.progress)
-    except (DataFormatError, FileNotFoundError, ValueError, TypeError) as e:
-        print(f"tfpot convert: error: {e}")
-        return 1
+    except DataCheckError:
+        print("\n".join(check.lines()), file=sys.stderr)
+        raise
     dt = time.perf_counter() - t0
     from ase.data import chemical_symbols
 
@@ -69,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.output}: {header['count']} structures, {header['num_atoms']} atoms, "
           f"elements {' '.join(chemical_symbols[z] for z in header['elements'])}")
     print(f"  labels: energy {labels['energy']}, forces {labels['forces']}, stress {labels['stress']}")
+    print(f"  {check.summary()}")
     stats = header.get("statistics")
     if stats and stats.get("reference_energies"):
         line = f"  per-atom energy residual std {stats['energy_per_atom_std']:.4f} eV/atom"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Union
 
 DEMO_FILE = "ethanol_gfn2.npz"
+#: names the demo set wherever a data path is expected (config files, ``tfpot eval``/``convert``)
+DEMO_TOKEN = "tfpot:demo"
 
 
 def demo_dataset_path() -> Path:
@@ -17,3 +21,11 @@ def demo_dataset_path() -> Path:
             f"{path}: demo data missing from this installation; regenerate it with "
             f"`python scripts/make_demo_data.py`")
     return path
+
+
+def resolve_data_path(path: Union[str, os.PathLike]) -> Path:
+    """A data path as the user wrote it: ``tfpot:demo`` is the bundled demo set, ``~`` is
+    expanded."""
+    if str(path) == DEMO_TOKEN:
+        return demo_dataset_path()
+    return Path(os.path.expanduser(str(path)))

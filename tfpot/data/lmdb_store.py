@@ -20,8 +20,10 @@ caught by the checksum. Arrays: ``numbers`` (N,) uint8, ``positions`` (N, 3) Å,
 (cached neighbour list), ``info:<key>`` (array-valued info) and ``array:<key>`` (per-atom arrays,
 e.g. QM9's ``mulliken_charges``).
 
-The file is written atomically (a temporary file in the same directory, then ``os.replace``), so
-a crash never leaves a half-written store under the final name, and streamed: structures are
+The file is written atomically (:func:`tfpot.atomic_io.atomic_path`: a locked temporary file
+``.{name}.XXXXXXXX.tmp`` in the same directory, then ``os.replace``), so a crash never leaves a
+half-written store under the final name (and ``tfpot convert`` removes the temporary file a
+killed conversion left), and streamed: structures are
 consumed from an iterator and committed in chunks, so memory does not grow with the data.
 """
 
@@ -31,7 +33,6 @@ import json
 import os
 import struct
 import time
-import uuid
 import warnings
 import zlib
 from array import array
@@ -43,6 +44,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from tfpot.atomic_io import atomic_path
 from tfpot.data._labels import attach_labels, labels_of
 from tfpot.data.errors import DataFormatError
 from tfpot.data.graphs import arrays_to_data, targets_to_pad
@@ -144,7 +146,8 @@ def decode_record(value, where: str = "record") -> Dict[str, Any]:
         raise DataFormatError(f"{where}: not a tfpot record (bad magic {bytes(buf[:4])!r})")
     payload = memoryview(buf)[8:]
     if zlib.crc32(payload) != _U32.unpack_from(buf, 4)[0]:
-        raise DataFormatError(f"{where}: corrupt (checksum mismatch); rewrite the store")
+        raise DataFormatError(f"{where}: corrupt (checksum mismatch); rewrite the store with "
+                              f"`tfpot convert`")
     try:
         (n_meta,) = _U32.unpack_from(payload, 0)
         meta = json.loads(bytes(payload[4:4 + n_meta]))
@@ -215,22 +218,34 @@ def write_lmdb(
         The header dict that was written.
 
     Raises:
-        ValueError: no structures.
+        DataFormatError: no structures (a ValueError).
     """
-    from tfpot.graph import neighbor_list
-    from tfpot import __version__
-
     path = Path(path)
     float_dtype = np.dtype(float_dtype)
     if float_dtype not in (np.float32, np.float64):
         raise ValueError(f"float_dtype must be float32 or float64 (got {float_dtype})")
     if commit_every < 1:
         raise ValueError(f"commit_every must be >= 1 (got {commit_every})")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    with atomic_path(path) as tmp:
+        env = lmdb.open(tmp, subdir=False, map_size=_INITIAL_MAP_SIZE, lock=False, sync=False,
+                        metasync=False, meminit=False, readahead=False, max_dbs=0)
+        try:
+            header = _write_records(env, structures, path, cutoff, statistics, float_dtype,
+                                    commit_every, sources, progress)
+            env.sync(True)
+        finally:
+            env.close()
+    return header
+
+
+def _write_records(env: lmdb.Environment, structures: Iterable[Atoms], path: Path,
+                   cutoff: Optional[float], statistics: bool, float_dtype: np.dtype,
+                   commit_every: int, sources: Sequence[str], progress: bool) -> Dict[str, Any]:
+    """Write the records and the header into an open environment; returns the header."""
+    from tfpot import __version__
+    from tfpot.graph import neighbor_list
+
     map_size = _INITIAL_MAP_SIZE
-    env = lmdb.open(str(tmp), subdir=False, map_size=map_size, lock=False, sync=False,
-                    metasync=False, meminit=False, readahead=False, max_dbs=0)
     acc = StatisticsAccumulator(cutoff=cutoff)
     natoms = array("i")
     present = np.zeros(119, bool)
@@ -238,81 +253,73 @@ def write_lmdb(
     pending: List[bytes] = []
     count = 0
 
-    def flush(items: List[bytes], first: int) -> None:
+    def commit(put) -> None:
         nonlocal map_size
         while True:
             try:
                 with env.begin(write=True) as txn:
-                    for k, value in enumerate(items):
-                        txn.put(record_key(first + k), value, append=True)
+                    put(txn)
                 return
             except lmdb.MapFullError:
                 map_size *= 2
                 env.set_mapsize(map_size)
+
+    def flush(items: List[bytes], first: int) -> None:
+        def put(txn) -> None:
+            for k, value in enumerate(items):
+                txn.put(record_key(first + k), value, append=True)
+        commit(put)
 
     iterator: Iterable[Atoms] = structures
     if progress:
         from tqdm import tqdm
 
         iterator = tqdm(structures, desc=f"writing {path.name}", unit="structures")
-    try:
-        for atoms in iterator:
-            ei = S = None
-            if cutoff is not None:
-                nl = neighbor_list(atoms.get_positions(), cutoff, atoms.get_cell().array,
-                                   atoms.get_pbc())
-                ei, S = nl.edge_index, nl.cell_shifts
-            energy, forces, stress = labels_of(atoms)
-            for key, value in (("energy", energy), ("forces", forces), ("stress", stress)):
-                labels[key] += value is not None
-            z = atoms.get_atomic_numbers()
-            present[z] = True
-            natoms.append(len(z))
-            if statistics:
-                acc.add(z, energy, forces, None if ei is None else ei.shape[1])
-            pending.append(encode_record(atoms, ei, S, float_dtype))
-            count += 1
-            if len(pending) >= commit_every:
-                flush(pending, count - len(pending))
-                pending = []
-        if count == 0:
-            raise ValueError(f"write_lmdb({path.name}): no structures to write")
-        if pending:
+    for atoms in iterator:
+        ei = S = None
+        if cutoff is not None:
+            nl = neighbor_list(atoms.get_positions(), cutoff, atoms.get_cell().array,
+                               atoms.get_pbc())
+            ei, S = nl.edge_index, nl.cell_shifts
+        energy, forces, stress = labels_of(atoms)
+        for key, value in (("energy", energy), ("forces", forces), ("stress", stress)):
+            labels[key] += value is not None
+        z = atoms.get_atomic_numbers()
+        present[z] = True
+        natoms.append(len(z))
+        if statistics:
+            acc.add(z, energy, forces, None if ei is None else ei.shape[1])
+        pending.append(encode_record(atoms, ei, S, float_dtype))
+        count += 1
+        if len(pending) >= commit_every:
             flush(pending, count - len(pending))
-        header = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "count": count,
-            "num_atoms": int(sum(natoms)),
-            "elements": [int(z) for z in np.flatnonzero(present)],
-            "units": dict(INTERNAL_UNITS),
-            "labels": labels,
-            "cutoff": None if cutoff is None else float(cutoff),
-            "float_dtype": float_dtype.name,
-            "statistics": _statistics(acc) if statistics else None,
-            "sources": [str(s) for s in sources],
-            "tfpot_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        natoms_bytes = np.asarray(natoms, dtype="<i4").tobytes()
-        while True:
-            try:
-                with env.begin(write=True) as txn:
-                    txn.put(NATOMS_KEY, natoms_bytes)
-                    txn.put(HEADER_KEY, json.dumps(header).encode())
-                break
-            except lmdb.MapFullError:
-                map_size *= 2
-                env.set_mapsize(map_size)
-        env.sync(True)
-        env.close()
-        os.replace(tmp, path)
-    except BaseException:
-        env.close()
-        for leftover in (tmp, Path(f"{tmp}-lock")):
-            if leftover.exists():
-                leftover.unlink()
-        raise
+            pending = []
+    if count == 0:
+        raise DataFormatError(f"{path.name}: no structures to write; give at least one input "
+                              f"frame")
+    if pending:
+        flush(pending, count - len(pending))
+    header = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "count": count,
+        "num_atoms": int(sum(natoms)),
+        "elements": [int(z) for z in np.flatnonzero(present)],
+        "units": dict(INTERNAL_UNITS),
+        "labels": labels,
+        "cutoff": None if cutoff is None else float(cutoff),
+        "float_dtype": float_dtype.name,
+        "statistics": _statistics(acc) if statistics else None,
+        "sources": [str(s) for s in sources],
+        "tfpot_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    natoms_bytes = np.asarray(natoms, dtype="<i4").tobytes()
+
+    def put_header(txn) -> None:
+        txn.put(NATOMS_KEY, natoms_bytes)
+        txn.put(HEADER_KEY, json.dumps(header).encode())
+    commit(put_header)
     return header
 
 

@@ -28,9 +28,11 @@ import struct
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
+import numpy as np
 from ase import Atoms
 
-from tfpot.data._labels import attach_labels, check_structure
+from tfpot.data._labels import attach_labels
+from tfpot.data.check import check_readable
 from tfpot.data.errors import DataFormatError
 
 PathLike = Union[str, os.PathLike]
@@ -104,21 +106,32 @@ def _json_flavour(path: Path) -> str:
         f"dicts (as_dict())")
 
 
-def _reject_options(fmt: str, options: Dict[str, Any], allowed: Iterable[str]) -> None:
+class ReaderOptionError(DataFormatError, TypeError):
+    """A reader option that the file's format does not take."""
+
+
+def _reject_options(fmt: str, options: Dict[str, Any], allowed: Iterable[str],
+                    path: Path) -> None:
     extra = sorted(set(options) - set(allowed))
     if extra:
         allowed = sorted(allowed)
-        raise TypeError(
-            f"option(s) {', '.join(extra)} do not apply to format '{fmt}' "
-            f"(it takes {', '.join(allowed) if allowed else 'no options'})")
+        raise ReaderOptionError(
+            f"{path.name}: option(s) {', '.join(extra)} do not apply to format '{fmt}' "
+            f"(it takes {', '.join(allowed) if allowed else 'no options'}); remove them "
+            f"(data.options)")
 
 
 def _iter_ase(path: Path, fmt: Optional[str], index: Any = ":", energy_key: str = "energy",
               forces_key: str = "forces", stress_key: str = "stress") -> Iterator[Atoms]:
     import ase.io
 
+    from tfpot.data.extxyz import iter_extxyz
+
     try:
-        it = ase.io.iread(path, index=index, format=fmt)
+        if fmt == "extxyz":  # line by line, naming frame and line of every problem
+            it = iter_extxyz(path, index=index)
+        else:
+            it = ase.io.iread(path, index=index, format=fmt)
         for atoms in it:
             yield _relabel(atoms, energy_key, forces_key, stress_key)
     except DataFormatError:
@@ -152,6 +165,9 @@ def _iter_ase_db(path: Path, selection: Any = None) -> Iterator[Atoms]:
         rows = db.select(selection) if selection is not None else db.select()
         for row in rows:
             atoms = row.toatoms()
+            results = getattr(atoms.calc, "results", {})
+            if np.shape(results.get("stress")) == (9,):  # ASE databases store a flat 3x3
+                results["stress"] = np.reshape(results["stress"], (3, 3))
             atoms.info.update(row.key_value_pairs)
             atoms.info["db_id"] = int(row.id)
             yield atoms
@@ -169,9 +185,14 @@ def _iter_lmdb(path: Path) -> Iterator[Atoms]:
         yield ds[i]
 
 
-def iter_structures(path: PathLike, format: Optional[str] = None, **options: Any) -> Iterator[Atoms]:
+def iter_structures(path: PathLike, format: Optional[str] = None, check: bool = True,
+                    **options: Any) -> Iterator[Atoms]:
     """Like :func:`read_structures`, but yields one structure at a time (constant memory for
-    QM9 archives, extxyz, databases and LMDB stores)."""
+    QM9 archives, extxyz, databases and LMDB stores).
+
+    ``check=False`` skips the per-frame check (:func:`tfpot.data.check.check_readable`), for a
+    caller that checks every frame itself (:class:`tfpot.data.check.DataCheck`).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
@@ -183,38 +204,38 @@ def iter_structures(path: PathLike, format: Optional[str] = None, **options: Any
     if fmt in ("md17", "rmd17"):
         from tfpot.data.md17 import iter_md17, iter_rmd17
 
-        _reject_options(fmt, options, ("indices",))
+        _reject_options(fmt, options, ("indices",), path)
         source = (iter_md17 if fmt == "md17" else iter_rmd17)(path, **options)
     elif fmt == "qm9":
         from tfpot.data.qm9 import iter_qm9
 
-        _reject_options(fmt, options, ("target",))
+        _reject_options(fmt, options, ("target",), path)
         source = iter_qm9(path, **options)
     elif fmt in ("extxyz", "xyz"):
-        _reject_options(fmt, options, ("index", "energy_key", "forces_key", "stress_key"))
+        _reject_options(fmt, options, ("index", "energy_key", "forces_key", "stress_key"), path)
         source = _iter_ase(path, "extxyz", **options)
     elif fmt in ("ase-db", "db"):
-        _reject_options(fmt, options, ("selection",))
+        _reject_options(fmt, options, ("selection",), path)
         source = _iter_ase_db(path, **options)
     elif fmt == "pymatgen-json":
         from tfpot.data.pymatgen_json import iter_pymatgen_json
 
-        _reject_options(fmt, options, ())
+        _reject_options(fmt, options, (), path)
         source = iter_pymatgen_json(path)
     elif fmt == "lmdb":
-        _reject_options(fmt, options, ())
+        _reject_options(fmt, options, (), path)
         source = _iter_lmdb(path)
     else:
         from ase.io.formats import ioformats
 
         if fmt not in ioformats:
-            raise ValueError(
-                f"unknown format {format!r}: expected one of {', '.join(FORMATS)} or an ase.io "
-                f"format name")
-        _reject_options(fmt, options, ("index", "energy_key", "forces_key", "stress_key"))
+            raise DataFormatError(
+                f"{path.name}: unknown format {format!r}; expected one of {', '.join(FORMATS)} or "
+                f"an ase.io format name")
+        _reject_options(fmt, options, ("index", "energy_key", "forces_key", "stress_key"), path)
         source = _iter_ase(path, fmt, **options)
     for k, atoms in enumerate(source):
-        yield check_structure(atoms, f"{path.name}, structure {k}")
+        yield check_readable(atoms, f"{path.name}, frame {k}") if check else atoms
 
 
 def read_structures(path: PathLike, format: Optional[str] = None, **options: Any) -> List[Atoms]:
