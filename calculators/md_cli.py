@@ -95,6 +95,8 @@ def first_evaluation(atoms, path: Path) -> None:
     the file named, not in the middle of the run."""
     try:
         atoms.get_forces()
+    except TfpotError:  # already one line that names the problem (e.g. non-finite output)
+        raise
     except ValueError as e:
         raise InputError(f"{path}: {e}") from e
 

@@ -25,13 +25,15 @@ MODEL_FILE_HINT = "best_model.pt or final_model.pt of tfpot train, or a file wri
 
 
 def file_kind(path: Union[str, os.PathLike]) -> str:
-    """``"torchscript"`` (an export), ``"torch"`` (a ``torch.save`` file: model or checkpoint)
-    or ``"other"`` (not a PyTorch archive) for an existing file."""
+    """``"torchscript"`` (an export), ``"torch"`` (a ``torch.save`` file: model or checkpoint),
+    ``"damaged"`` (starts like a zip archive but cannot be opened: torn or truncated) or
+    ``"other"`` (not a PyTorch archive) for an existing file."""
     try:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
     except (zipfile.BadZipFile, OSError):
-        return "other"
+        with open(path, "rb") as f:
+            return "damaged" if f.read(4) == b"PK\x03\x04" else "other"
     if any("/code/" in n or n.endswith("/constants.pkl") for n in names):
         return "torchscript"
     if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
@@ -45,6 +47,7 @@ def require_model_file(path: Union[str, os.PathLike]) -> Path:
     Raises:
         FileNotFoundError: no such path.
         FileIntegrityError: a directory, a TorchScript export, or not a PyTorch file at all.
+        (A damaged archive passes: the loader reports it as torn.)
     """
     path = Path(path)
     if not path.exists():
