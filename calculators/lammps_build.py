@@ -20,6 +20,7 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -36,6 +37,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import torch
 
 from tfpot.errors import TfpotError
+from tfpot.progress import Spinner
 
 PLUGIN_NAME = "tfpotplugin.so"
 SOURCE_DIR = Path(__file__).resolve().parent / "lammps"
@@ -271,7 +273,7 @@ def _source_hash(config: dict) -> str:
 
 
 def build_plugin(build_dir: Union[str, Path, None] = None, verbose: bool = False,
-                 force: bool = False) -> Path:
+                 force: bool = False, progress: bool = False) -> Path:
     """Compile ``tfpotplugin.so`` (pair_style tfpot) if needed and return its absolute path.
 
     The build is skipped when ``build_dir`` already holds a plugin built from the same sources,
@@ -283,6 +285,8 @@ def build_plugin(build_dir: Union[str, Path, None] = None, verbose: bool = False
         build_dir: output folder (created); default :func:`default_build_dir`.
         verbose: print the compiler command lines and output.
         force: rebuild even when the cache is current.
+        progress: when it compiles, say so on stderr (with a spinner on a terminal): the
+            build takes ~30-60 s.
 
     Returns:
         Absolute path of ``tfpotplugin.so``; load it with ``plugin load PATH``.
@@ -306,7 +310,9 @@ def build_plugin(build_dir: Union[str, Path, None] = None, verbose: bool = False
         except (OSError, ValueError):
             pass
 
-    with tempfile.TemporaryDirectory(prefix="build-", dir=build_dir) as tmp:
+    announce = Spinner(f"tfpot: compiling the LAMMPS plugin into {build_dir} (once, ~30-60 s)") \
+        if progress else contextlib.nullcontext()
+    with announce, tempfile.TemporaryDirectory(prefix="build-", dir=build_dir) as tmp:
         tmp = Path(tmp)
         procs = []
         objects = []

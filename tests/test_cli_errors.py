@@ -167,9 +167,9 @@ def test_nonfinite_predictions(tmp_path, capsys):
     water = tmp_path / "water.xyz"
     ase.io.write(water, Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]))
     check(*run(capsys, ["md", water, path, "--steps", "2"], tmp_path),
-          "tfpot md: error: TFPotCalculator: the model's energy, free_energy are not finite for "
-          "this structure; the model file is broken or the structure lies far outside its "
-          "training data")
+          "tfpot md: error: {tmp}/water.xyz: TFPotCalculator: the model's energy, free_energy "
+          "are not finite for this structure; the model file is broken or the structure lies far "
+          "outside its training data")
 
 
 def stale(path):

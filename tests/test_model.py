@@ -107,7 +107,7 @@ def test_model_file_records_what_it_is(tmp_path):
 
 def test_unknown_element_is_named():
     model = make_model()
-    with pytest.raises(ValueError, match="atomic number 26"):
+    with pytest.raises(ValueError, match=r"not in this model: Fe \(atom 0\); the model knows H, C, N, O, Cu"):
         tfpot.predict(model, Atoms("FeH", positions=[[0, 0, 0], [0, 0, 1.5]]))
 
 

@@ -30,6 +30,14 @@ class HyperparameterError(TfpotError, ValueError):
         super().__init__(f"model hyperparameter {key}: {reason}")
 
 
+class UnknownElementError(TfpotError, ValueError):
+    """A structure has an element the model was not trained on."""
+
+
+class InputError(TfpotError, ValueError):
+    """Bad input to a command or function: an option, a structure file, a combination."""
+
+
 def short_reason(exc: BaseException, limit: int = 100) -> str:
     """``"TypeName: first sentence"`` of a low-level exception, for a one-line message."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

@@ -17,6 +17,7 @@ import torch
 from tfpot import __version__
 from tfpot.atomic_io import atomic_torch_save
 from tfpot.errors import FileIntegrityError, short_reason
+from tfpot.file_kinds import require_model_file
 from tfpot.inference import model_dtype
 from tfpot.integrity import nonfinite_tensors, seal, verify_payload
 
@@ -49,13 +50,11 @@ def read_model_file(path: Union[str, os.PathLike]) -> Dict[str, Any]:
 
     Raises:
         FileNotFoundError: no such file.
-        FileIntegrityError: not a model file, torn, failing its checksum, or holding non-finite
-            weights; the message names the file. (Files without a checksum, written before
-            tfpot 0.4, load unverified.)
+        FileIntegrityError: a directory, a TorchScript export, not a PyTorch file, not a model
+            file, torn, failing its checksum, or holding non-finite weights; the message names
+            the file. (Files without a checksum, written before tfpot 0.4, load unverified.)
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
+    path = require_model_file(path)  # one-line errors: missing, directory, export, not torch
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # not a torch file, truncated, or pickled code

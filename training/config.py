@@ -30,6 +30,7 @@ Validation rules (all raise :class:`ConfigError`, a ``ValueError``, with ``<file
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -186,8 +187,8 @@ class ScheduleConfig:
     """Learning-rate schedule."""
 
     type: str = _f("plateau", "plateau (reduce on validation plateau), cosine (with linear "
-                              "warm-up, over max_epochs or the max_time budget, whichever ends "
-                              "first) or constant",
+                              "warm-up, over the run length: max_epochs, or the epochs that "
+                              "the max_time budget allows) or constant",
                    choices=("plateau", "cosine", "constant"))
     factor: float = _f(0.5, "plateau: multiply lr by this", gt=0, max=1)
     patience: int = _f(10, "plateau: epochs without improvement before reducing", min=0)
@@ -200,8 +201,10 @@ class TrainingConfig:
     """The loop."""
 
     max_epochs: int = _f(100, "epochs", min=1)
-    max_time: Optional[float] = _f(None, "wall-clock budget of the training loop in seconds "
-                                         "(summed over resumes); null: none", gt=0)
+    max_time: Optional[float] = _f(None, "wall-clock budget of the training loop in seconds: "
+                                         "the speed of the first steps fixes the number of "
+                                         "epochs once (at most max_epochs), recorded in the "
+                                         "checkpoint; null: none", gt=0)
     batch_size: int = _f(8, "structures per optimiser step, over all ranks", min=1)
     val_batch_size: Optional[int] = _f(None, "validation batch size; null: 2 x batch_size", min=1)
     ema_decay: Optional[float] = _f(0.99, "exponential moving average of the weights (used for "
@@ -470,17 +473,41 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> TrainC
     return cfg
 
 
-def load_config(config: Union[str, os.PathLike, Mapping[str, Any], TrainConfig]) -> TrainConfig:
+def with_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """A copy of the nested mapping ``raw`` with dotted keys set (``{"training.max_epochs": 2}``);
+    the result is validated like any config, so a misspelt key is refused with a suggestion."""
+    out = copy.deepcopy(dict(raw))
+    for key, value in overrides.items():
+        parts = str(key).split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: '{'.'.join(parts[:i + 1])}' is not a section")
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(config: Union[str, os.PathLike, Mapping[str, Any], TrainConfig],
+                overrides: Optional[Mapping[str, Any]] = None) -> TrainConfig:
     """A validated config from a YAML file, a dict, or a TrainConfig (returned as is).
+
+    Relative data paths (``data.path``, ``train``, ``val``, ``test``, ``rmd17_splits``) in a YAML
+    file are relative to that file's folder (they are made absolute here), except in the bundled
+    recipes, which are templates for the current directory; in a dict they are relative to the
+    current directory. ``overrides``: dotted keys set on top of the file or dict (``tfpot train
+    --set KEY=VALUE``).
 
     Raises:
         FileNotFoundError: no such file.
         ConfigError: invalid YAML or an invalid key/value; the message names the file and key.
     """
     if isinstance(config, TrainConfig):
+        if overrides:
+            raise TypeError("overrides apply to a YAML file or a dict, not to a TrainConfig")
         return config
     if isinstance(config, Mapping):
-        return config_from_dict(config, "<config dict>")
+        return config_from_dict(with_overrides(config, overrides or {}), "<config dict>")
     path = Path(config)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
@@ -493,7 +520,29 @@ def load_config(config: Union[str, os.PathLike, Mapping[str, Any], TrainConfig])
         raise ConfigError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from e
     if raw is None:
         raise ConfigError(f"{path}: empty config file")
-    return config_from_dict(raw, str(path))
+    if overrides:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+        raw = with_overrides(raw, overrides)
+    cfg = config_from_dict(raw, str(path))
+    if path.resolve().parent != recipes_dir():  # bundled recipes are templates: current directory
+        resolve_data_paths(cfg, path.resolve().parent)
+    return cfg
+
+
+#: data keys that name files or folders
+DATA_PATH_KEYS = ("path", "train", "val", "test", "rmd17_splits")
+
+
+def resolve_data_paths(cfg: TrainConfig, base: Path) -> None:
+    """Make the relative data paths of ``cfg`` absolute, relative to ``base`` (the folder of the
+    config file), in place; ``tfpot:`` names and absolute or ``~`` paths stay as they are."""
+    for key in DATA_PATH_KEYS:
+        value = getattr(cfg.data, key)
+        if value is None or value.startswith("tfpot:") or value.startswith("~") \
+                or os.path.isabs(value):
+            continue
+        setattr(cfg.data, key, str(base / value))
 
 
 def describe(cls=TrainConfig, prefix: str = "", indent: int = 0) -> str:

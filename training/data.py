@@ -27,7 +27,7 @@ from tfpot.data.check import DataCheck
 from tfpot.data.demo import DEMO_TOKEN, resolve_data_path  # noqa: F401 (DEMO_TOKEN re-exported)
 from tfpot.data.errors import DataFormatError
 from tfpot.data.md17 import npz_layout
-from tfpot.training.config import ConfigError, DataConfig
+from tfpot.training.config import ConfigError, DataConfig, load_config
 
 Labels = Tuple[np.ndarray, Optional[float], Optional[np.ndarray], Optional[np.ndarray]]
 
@@ -35,6 +35,14 @@ Labels = Tuple[np.ndarray, Optional[float], Optional[np.ndarray], Optional[np.nd
 def resolve_path(path: str) -> Path:
     """A config path: ``tfpot:demo`` is the bundled demo set, ``~`` is expanded."""
     return resolve_data_path(path)
+
+
+def missing_data_file(key: str, path: Path) -> FileNotFoundError:
+    """The error for a data path that does not exist: the key, where it looked, the rule."""
+    return FileNotFoundError(
+        f"{key}: no such file {path.absolute()} (relative paths in a config file are relative to "
+        f"the file's folder, in a bundled recipe or a dict to the current directory); fix the "
+        f"path or give an absolute one")
 
 
 @dataclass
@@ -183,11 +191,11 @@ def _sizes(n: int, split, with_test: bool) -> Tuple[int, int, int]:
 class _Source:
     """One data file, read whole, by frame indices ((r)MD17), or lazily (LMDB)."""
 
-    def __init__(self, path: Path, cfg: DataConfig) -> None:
+    def __init__(self, path: Path, cfg: DataConfig, key: str = "data.path") -> None:
         self.path = path
         self.cfg = cfg
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such data file")
+            raise missing_data_file(key, path)
         self.format = _format_of(path, cfg)
         self.options = _reader_options(cfg, self.format)
         self._all = None
@@ -233,7 +241,10 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
     if cfg.path is not None:
         src = _Source(resolve_path(cfg.path), cfg)
         if cfg.rmd17_splits is not None:
-            parts = rmd17_split(Path(cfg.rmd17_splits), fold=cfg.rmd17_fold, n_val=int(cfg.split.val),
+            split_dir = resolve_path(cfg.rmd17_splits)
+            if not split_dir.exists():
+                raise missing_data_file("data.rmd17_splits", split_dir)
+            parts = rmd17_split(split_dir, fold=cfg.rmd17_fold, n_val=int(cfg.split.val),
                                 seed=split_seed)
             train_idx, val_idx, test_idx = parts["train"], parts["val"], parts["test"]
             if cfg.split.train is not None:
@@ -259,10 +270,10 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
         return DataSplits(train, val, load_test, indices, how)
 
     # separate files
-    tsrc = _Source(resolve_path(cfg.train), cfg)
+    tsrc = _Source(resolve_path(cfg.train), cfg, "data.train")
     if cfg.val is not None:
         train = tsrc.subset(None, "train")
-        val = _Source(resolve_path(cfg.val), cfg).subset(None, "val")
+        val = _Source(resolve_path(cfg.val), cfg, "data.val").subset(None, "val")
         how = f"train {tsrc.path.name} ({len(train)}), val {Path(cfg.val).name} ({len(val)})"
     else:
         n = len(tsrc)
@@ -277,10 +288,65 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
     if cfg.test is not None:
         test_path = resolve_path(cfg.test)
         if not test_path.exists():
-            raise FileNotFoundError(f"{test_path}: no such test file (data.test)")
+            raise missing_data_file("data.test", test_path)
         load_test = lambda: _Source(test_path, cfg).subset(None, "test")  # noqa: E731
         how += f", test {test_path.name}"
     return DataSplits(train, val, load_test, indices, how)
+
+
+#: how reports name the parts of a run's data
+SPLIT_LABELS = {"train": "training", "val": "validation", "test": "held-out test"}
+
+
+def run_split(run_dir: Path, split: str, cutoff: float) -> Tuple[StructureSet, str]:
+    """One part of a finished run's data as the run used it: ``train``, ``val`` or ``test``.
+
+    Reads ``run_dir/config.yaml`` (data paths, absolute since the run started) and
+    ``run_dir/splits.npz`` (the indices of a split file). Returns the structures (graphs with
+    ``cutoff`` Å) and a description such as "ethanol_gfn2.npz: held-out test split, 40 of 400
+    structures (split seed 0)".
+
+    Raises:
+        ConfigError: not a run directory, or the run has no such part.
+    """
+    run_dir = Path(run_dir)
+    if split not in SPLIT_LABELS:
+        raise ConfigError(f"split must be one of {', '.join(SPLIT_LABELS)} (got {split!r})")
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a training run (no config.yaml); give a model file "
+                          f"and a data file instead")
+    cfg = load_config(run_dir / "config.yaml")
+    d = cfg.data
+    d.cutoff = float(cutoff)
+    indices: Dict[str, np.ndarray] = {}
+    if (run_dir / "splits.npz").is_file():
+        with np.load(run_dir / "splits.npz") as npz:
+            indices = {k: npz[k] for k in npz.files}
+    if split == "test" and d.test is not None:
+        key, file, idx = "data.test", d.test, None
+    elif d.path is not None:
+        key, file, idx = "data.path", d.path, indices.get(split)
+        if idx is None:
+            raise ConfigError(f"{run_dir / 'splits.npz'}: missing (or without a '{split}' part); "
+                              f"the split of {d.path} is unknown")
+    elif split == "val" and d.val is not None:
+        key, file, idx = "data.val", d.val, None
+    elif split in ("train", "val"):
+        key, file, idx = "data.train", d.train, indices.get(split)
+    else:
+        key, file, idx = "data.test", None, None
+    if file is None or (idx is not None and len(idx) == 0):
+        raise ConfigError(f"{run_dir}: the run has no {SPLIT_LABELS[split]} set; evaluate another "
+                          f"split (--split) or give a data file")
+    src = _Source(resolve_path(file), d, key)
+    structures = src.subset(idx, split)
+    if idx is None:
+        how = f"{SPLIT_LABELS[split]} file, {len(structures)} structures"
+    else:
+        seed = cfg.seed if d.split_seed is None else d.split_seed
+        how = (f"{SPLIT_LABELS[split]} split, {len(structures)} of {len(src)} structures "
+               f"(split seed {seed})")
+    return structures, f"{src.path.name}: {how}"
 
 
 # ------------------------------------------------------------------------------ data check --
@@ -310,7 +376,7 @@ def check_data(cfg: DataConfig, needs: Sequence[str] = (),
     check = DataCheck(min_distance=cfg.min_distance, species=species, needs=tuple(needs))
     for key, path in data_files(cfg):
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such data file ({key})")
+            raise missing_data_file(key, path)
         try:
             fmt = _format_of(path, cfg)
             if fmt == "lmdb":

@@ -40,6 +40,26 @@ UNITS = {"energy_mae": "eV/atom", "energy_rmse": "eV/atom", "total_energy_mae": 
          "stress_rmse": "eV/Å^3", "loss": ""}
 
 
+def unit_of(key: str) -> str:
+    """The unit of a metric key, with or without a ``train_`` / ``val_`` / ``test_`` prefix
+    ('' for dimensionless ones: loss, lr, counts)."""
+    for prefix in ("train_", "val_", "test_"):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+            break
+    return UNITS.get(key, "")
+
+
+def with_units(row: Dict[str, object]) -> Dict[str, object]:
+    """Column names with their units, for CSV files: ``val_forces_mae [eV/Å]``."""
+    return {(f"{k} [{unit_of(k)}]" if unit_of(k) else k): v for k, v in row.items()}
+
+
+def units_of(metrics: Dict[str, object]) -> Dict[str, str]:
+    """``{key: unit}`` for the keys of a metrics dict that have a unit (for JSON files)."""
+    return {k: unit_of(k) for k in metrics if unit_of(k)}
+
+
 class MetricAccumulator:
     """Running sums of errors; ``all_reduce`` adds them over ranks, ``compute`` gives metrics."""
 
@@ -119,7 +139,9 @@ def evaluate(model: torch.nn.Module, dataset, batch_size: int = 16, ctx=None,
             the sums are reduced. None: one process.
         loss_fn: also report the loss.
         keep_predictions: also return per-structure / per-atom predictions and references
-            (this rank's shard, numpy).
+            (this rank's shard, numpy): energy, energy_ref (G,) eV; num_atoms (G,); numbers
+            (N,) atomic numbers; forces, forces_ref (N, 3) eV/Å; stress, stress_ref (G, 3, 3)
+            eV/Å^3; NaN where a structure has no reference.
         forces, stress: compute them (default: when the data has the labels).
 
     Returns:
@@ -130,8 +152,8 @@ def evaluate(model: torch.nn.Module, dataset, batch_size: int = 16, ctx=None,
     was_training = model.training
     model.eval()
     acc = MetricAccumulator(ctx.device)
-    preds: Dict[str, list] = {k: [] for k in ("energy", "energy_ref", "num_atoms", "forces",
-                                              "forces_ref", "stress", "stress_ref")}
+    preds: Dict[str, list] = {k: [] for k in ("energy", "energy_ref", "num_atoms", "numbers",
+                                              "forces", "forces_ref", "stress", "stress_ref")}
     sampler = ShardedBatchSampler(len(dataset), batch_size * ctx.world_size, ctx.rank,
                                   ctx.world_size, shuffle=False)
     try:
@@ -149,6 +171,7 @@ def evaluate(model: torch.nn.Module, dataset, batch_size: int = 16, ctx=None,
             acc.add(err, loss_fn)
             if keep_predictions:
                 _keep(preds, out, t)
+                preds["numbers"].append(batch[K.ATOMIC_NUMBERS].cpu().numpy())
     finally:
         model.train(was_training)
     acc.all_reduce(ctx)

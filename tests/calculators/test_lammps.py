@@ -316,6 +316,30 @@ def test_cli_build_prints_plugin_load_line_and_reuses_the_cache(plugin, capsys):
     assert plugin.is_absolute() and plugin.stat().st_mtime_ns == mtime  # not rebuilt
 
 
+def test_cli_build_says_it_compiles_on_stderr_only(tmp_path, monkeypatch, capsys):
+    """A fake compiler (it writes the files it is asked for) stands in for g++: stdout stays one
+    `plugin load` line for scripts, stderr says that it compiles and how long it took."""
+    from tfpot.cli import main
+
+    fake = tmp_path / "fake-g++"
+    fake.write_text("#!/bin/sh\n"
+                    "case \"$*\" in *--version*) echo 'fake-g++ 1.0'; exit 0;; esac\n"
+                    "out=''; prev=''; for a in \"$@\"; do [ \"$prev\" = -o ] && out=$a; prev=$a; done\n"
+                    "[ -n \"$out\" ] && echo fake > \"$out\"; exit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    build_dir = tmp_path / "build"
+    assert main(["lammps", "build", "--build-dir", str(build_dir)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [f"plugin load {build_dir / 'tfpotplugin.so'}"]
+    err = captured.err.splitlines()
+    assert err[0] == f"tfpot: compiling the LAMMPS plugin into {build_dir} (once, ~30-60 s) ..."
+    assert err[-1].startswith(err[0] + " done in ") and len(err) == 2
+    assert main(["lammps", "build", "--build-dir", str(build_dir)]) == 0  # cached: no message
+    captured = capsys.readouterr()
+    assert captured.err == "" and len(captured.out.splitlines()) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # agreement with Python
 
@@ -631,3 +655,6 @@ def test_examples_run(plugin, exported64, example, tmp_path):
                       variables={"plugin": plugin, "model": path, "nsteps": 20})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "Loop time" in proc.stdout
+    if example == "in.alloy_npt":  # the alloy has all three elements, in the stated numbers
+        settings = re.findall(r"(\d+) settings made for type/subset", proc.stdout)
+        assert settings == ["77", "51"], proc.stdout[:3000]
