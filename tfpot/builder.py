@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence, Union
 import torch
 from ase.data import atomic_numbers as _symbol_to_z
 
-from tfpot import __version__
+from tfpot._version import __version__
 from tfpot.errors import FileIntegrityError
 from tfpot.hyperparameters import LEGACY_PARITY, PRESETS, ModelHyperparameters
 from tfpot.legacy_average import MirrorAveragedEnergyModel

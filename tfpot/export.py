@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from tfpot import __version__
+from tfpot._version import __version__
 from tfpot.atomic_io import atomic_path
 from tfpot.builder import load_model, resolve_dtype
 from tfpot.energy_derivatives import energy_gradients

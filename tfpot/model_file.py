@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from tfpot import __version__
+from tfpot._version import __version__
 from tfpot.atomic_io import atomic_torch_save
 from tfpot.errors import FileIntegrityError, short_reason
 from tfpot.file_kinds import require_model_file

@@ -45,7 +45,7 @@ import torch
 from ase import Atoms
 from tqdm import tqdm
 
-from tfpot import __version__
+from tfpot._version import __version__
 from tfpot.atomic_io import atomic_path
 from tfpot.data._labels import attach_labels, labels_of
 from tfpot.data.datasets import arrays_to_data, targets_to_pad
