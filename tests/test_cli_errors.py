@@ -25,14 +25,6 @@ from helpers import flip_bit, flip_bit_in_zip_entry
 E0 = [-13.6123, -1029.4567, -2041.789]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def frames():
     return read_structures(demo_dataset_path())[:40]
