@@ -39,9 +39,12 @@ import torch
 from tfpot.errors import TfpotError
 from tfpot.progress import Spinner
 
-PLUGIN_NAME = "tfpotplugin.so"
+PLUGIN_NAME = "tfpotplugin.so"  # what `plugin load` names: a small loader (no libtorch)
+PAIR_LIBRARY = "tfpot_pair.so"  # the pair style and libtorch, loaded by it with RTLD_DEEPBIND
 SOURCE_DIR = Path(__file__).resolve().parent / "lammps"
-SOURCES = ("pair_tfpot.cpp", "tfpot_plugin.cpp")
+PAIR_SOURCES = ("pair_tfpot.cpp", "tfpot_plugin.cpp")
+LOADER_SOURCES = ("tfpot_loader.cpp",)
+SOURCES = PAIR_SOURCES + LOADER_SOURCES
 HEADERS = ("pair_tfpot.h",)
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -249,11 +252,14 @@ def plugin_build_config() -> dict:
               *[f"-I{p}" for p in includes]]
     ldflags = ["-shared", f"-L{torch_lib}", f"-Wl,-rpath,{torch_lib}",
                "-ltorch", "-ltorch_cpu", "-lc10"]
+    # the loader needs no libtorch: only dlopen (see tfpot_loader.cpp)
+    loader_ldflags = ["-shared", "-ldl"]
     return {
         "cxx": cxx,
         "cxx_version": cxx_version,
         "cflags": cflags,
         "ldflags": ldflags,
+        "loader_ldflags": loader_ldflags,
         "torch_version": torch_version,
         "lammps_version": lmp.version,
         "lammps_dir": str(lmp.package_dir),
@@ -276,9 +282,13 @@ def build_plugin(build_dir: Union[str, Path, None] = None, verbose: bool = False
                  force: bool = False, progress: bool = False) -> Path:
     """Compile ``tfpotplugin.so`` (pair_style tfpot) if needed and return its absolute path.
 
+    Two files are built side by side: ``tfpotplugin.so``, the small library LAMMPS loads, and
+    ``tfpot_pair.so``, the pair style linked to libtorch, which the first loads with
+    ``RTLD_DEEPBIND`` so that libtorch keeps its own BLAS (see ``lammps/tfpot_loader.cpp``).
+
     The build is skipped when ``build_dir`` already holds a plugin built from the same sources,
-    flags, compiler, torch and LAMMPS (a hash stored in ``build_info.json``). The two sources
-    compile in parallel (~20-40 s on 2 cores); the result is moved into place atomically, so
+    flags, compiler, torch and LAMMPS (a hash stored in ``build_info.json``). The sources
+    compile in parallel (~30-60 s on 2 cores); the results are moved into place atomically, so
     concurrent builds do not corrupt each other.
 
     Args:
@@ -300,8 +310,9 @@ def build_plugin(build_dir: Union[str, Path, None] = None, verbose: bool = False
     config = plugin_build_config()
     digest = _source_hash(config)
     target = build_dir / PLUGIN_NAME
+    pair_target = build_dir / PAIR_LIBRARY
     info_path = build_dir / "build_info.json"
-    if not force and target.is_file() and info_path.is_file():
+    if not force and target.is_file() and pair_target.is_file() and info_path.is_file():
         try:
             if json.loads(info_path.read_text()).get("hash") == digest:
                 if verbose:
@@ -314,40 +325,56 @@ def build_plugin(build_dir: Union[str, Path, None] = None, verbose: bool = False
         if progress else contextlib.nullcontext()
     with announce, tempfile.TemporaryDirectory(prefix="build-", dir=build_dir) as tmp:
         tmp = Path(tmp)
-        procs = []
-        objects = []
-        for src in SOURCES:
-            obj = tmp / (Path(src).stem + ".o")
-            cmd = [config["cxx"], *config["cflags"], "-c", str(SOURCE_DIR / src), "-o", str(obj)]
-            if verbose:
-                print(" ".join(cmd))
-            procs.append((cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                text=True)))
-            objects.append(obj)
-        failures = []
-        for cmd, p in procs:
-            out, _ = p.communicate()
-            if verbose and out:
-                print(out)
-            if p.returncode != 0:
-                failures.append(f"$ {' '.join(cmd)}\n{out}")
-        if failures:
-            raise LammpsBuildError("Compiling the tfpot LAMMPS plugin failed:\n" + "\n".join(failures))
-        so_tmp = tmp / PLUGIN_NAME
-        cmd = [config["cxx"], *[str(o) for o in objects], "-o", str(so_tmp), *config["ldflags"]]
-        if verbose:
-            print(" ".join(cmd))
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        if p.returncode != 0:
-            raise LammpsBuildError(f"Linking the tfpot LAMMPS plugin failed:\n$ {' '.join(cmd)}\n"
-                                   f"{p.stdout}{p.stderr}")
-        os.replace(so_tmp, target)
+        objects = _compile(config, SOURCES, tmp, verbose)
+        pair_tmp = _link(config, [objects[s] for s in PAIR_SOURCES], tmp / PAIR_LIBRARY,
+                         config["ldflags"], verbose)
+        loader_tmp = _link(config, [objects[s] for s in LOADER_SOURCES], tmp / PLUGIN_NAME,
+                           config["loader_ldflags"], verbose)
+        # the pair library first: a loader never points at a missing or older one
+        os.replace(pair_tmp, pair_target)
+        os.replace(loader_tmp, target)
         info_tmp = tmp / "build_info.json"
         info_tmp.write_text(json.dumps({"hash": digest, **config}, indent=2))
         os.replace(info_tmp, info_path)
     if verbose:
         print(f"tfpot: built {target}")
     return target
+
+
+def _compile(config: dict, sources: Sequence[str], tmp: Path, verbose: bool) -> Dict[str, Path]:
+    """Compile every source in parallel into ``tmp``; object path per source name."""
+    procs = []
+    objects = {}
+    for src in sources:
+        obj = tmp / (Path(src).stem + ".o")
+        cmd = [config["cxx"], *config["cflags"], "-c", str(SOURCE_DIR / src), "-o", str(obj)]
+        if verbose:
+            print(" ".join(cmd))
+        procs.append((cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                            text=True)))
+        objects[src] = obj
+    failures = []
+    for cmd, p in procs:
+        out, _ = p.communicate()
+        if verbose and out:
+            print(out)
+        if p.returncode != 0:
+            failures.append(f"$ {' '.join(cmd)}\n{out}")
+    if failures:
+        raise LammpsBuildError("Compiling the tfpot LAMMPS plugin failed:\n" + "\n".join(failures))
+    return objects
+
+
+def _link(config: dict, objects: Sequence[Path], output: Path, ldflags: Sequence[str],
+          verbose: bool) -> Path:
+    cmd = [config["cxx"], *[str(o) for o in objects], "-o", str(output), *ldflags]
+    if verbose:
+        print(" ".join(cmd))
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise LammpsBuildError(f"Linking the tfpot LAMMPS plugin failed:\n$ {' '.join(cmd)}\n"
+                               f"{p.stdout}{p.stderr}")
+    return output
 
 
 def build_paths() -> Dict[str, str]:

@@ -101,3 +101,135 @@ def test_load_exported_refuses_foreign_files(tmp_path):
     junk.write_text("hello")
     with pytest.raises(ValueError, match="not a TorchScript file"):
         load_exported(junk)
+
+
+def _one_cutoff_halo(atoms: Atoms, cutoff: float):
+    """Positions of the atoms then of their periodic images within ``cutoff`` of the cell's
+    atoms (the ghosts of a one-cutoff halo), and each position's owner."""
+    cell = np.asarray(atoms.get_cell())
+    pos0 = atoms.get_positions()
+    reps = [int(np.ceil(cutoff * np.linalg.norm(np.linalg.inv(cell)[:, k]))) for k in range(3)]
+    pos, owner = [pos0], [np.arange(len(atoms))]
+    for shift in np.ndindex(*(2 * r + 1 for r in reps)):
+        s = np.array(shift) - np.array(reps)
+        if not s.any():
+            continue
+        p = pos0 + s @ cell
+        near = np.linalg.norm(p[:, None, :] - pos0[None], axis=-1).min(1) < cutoff
+        pos.append(p[near])
+        owner.append(np.nonzero(near)[0])
+    return np.concatenate(pos), np.concatenate(owner)
+
+
+def _halo_evaluation(module, model, atoms: Atoms, exchange: bool = True):
+    """The pair style's algorithm in Python: stages on owned centres only, ghosts' states
+    gathered from their owners between stages (the gather's backward sums ghost gradients into
+    owners: the reverse exchange). Returns energy, per-atom energies, folded forces."""
+    pos_np, owner = _one_cutoff_halo(atoms, model.cutoff)
+    n = len(atoms)
+    nl = neighbor_list(pos_np, model.cutoff)
+    ei = torch.tensor(nl.edge_index)
+    ei = ei[:, ei[0] < n]  # owned centres only
+    pos = torch.tensor(pos_np, requires_grad=True)
+    species = model.species_index(torch.tensor(atoms.get_atomic_numbers()[owner]))
+    ghost_owner = torch.tensor(owner[n:])
+    vec = pos[ei[1]] - pos[ei[0]]
+    state = torch.zeros(len(pos_np), 0, dtype=torch.float64)
+    for t in range(model.num_layers):
+        out = module.stage(t, vec, species, ei, n, state)
+        if t < model.num_layers - 1:
+            ghosts = out[ghost_owner] if exchange else torch.zeros(len(owner) - n, out.shape[1],
+                                                                    dtype=out.dtype)
+            state = torch.cat([out, ghosts], dim=0)
+    energies = out
+    (grad,) = torch.autograd.grad([energies.sum()], [pos])
+    forces = np.zeros((n, 3))
+    np.add.at(forces, owner, -grad.numpy())
+    return float(energies.detach().sum()), energies.detach().numpy(), forces
+
+
+@pytest.mark.parametrize("num_layers,parity", [(2, "equivariant"), (3, "equivariant"),
+                                               (2, "none")])
+def test_stages_with_a_one_cutoff_halo_equal_the_periodic_model_float64(tmp_path, num_layers, parity):
+    # The LAMMPS algorithm without LAMMPS: a ghost shell of ONE cutoff, owned centres only,
+    # states copied to ghosts between stages. Equals the periodic model to 1e-12 (eV, eV/Å);
+    # without the copy (ghost states zero) the energy changes: the exchange is what carries the
+    # second hop.
+    model = make_model(num_layers=num_layers, parity=parity)
+    path = tmp_path / "model.pt"
+    meta = export_model(model, path)
+    assert meta["format_version"] == 2 and meta["num_stages"] == num_layers
+    assert meta["state_widths"] == [model.state_width] * (num_layers - 1)
+    module, _ = load_exported(path)
+    atoms = triclinic_cu()
+    ref = tfpot.predict(model, atoms)
+    e, ea, f = _halo_evaluation(module, model, atoms)
+    assert abs(e - ref["energy"]) <= 1e-12 * abs(ref["energy"])
+    assert np.abs(ea - (ref["energies"])).max() < 1e-12
+    assert np.abs(f - ref["forces"]).max() < 1e-12
+    e_cut, _, _ = _halo_evaluation(module, model, atoms, exchange=False)
+    assert abs(e_cut - ref["energy"]) > 1e-6
+
+
+def test_load_exported_reads_format_1_files(tmp_path):
+    # tfpot 0.3 exports (format 1: forward only) still load in Python; LAMMPS refuses them
+    import json
+
+    path = tmp_path / "old.pt"
+    meta = {"format": "tfpot-lammps", "format_version": 1, "species": [29]}
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path,
+                   _extra_files={"metadata.json": json.dumps(meta)})
+    _, got = load_exported(path)
+    assert got["format_version"] == 1
+    meta["format_version"] = 3
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path,
+                   _extra_files={"metadata.json": json.dumps(meta)})
+    with pytest.raises(ValueError, match="export the model again"):
+        load_exported(path)
+
+
+def test_cli_export_writes_a_format_2_file(tmp_path, capsys):
+    # `tfpot export MODEL -o FILE` stays one command and writes what the pair style reads
+    from tfpot.cli import main
+
+    model = make_model()
+    model.save(tmp_path / "model.tfp")
+    assert main(["export", str(tmp_path / "model.tfp"), "-o", str(tmp_path / "model.pt")]) == 0
+    _, meta = load_exported(tmp_path / "model.pt")
+    assert meta["format_version"] == 2 and meta["num_stages"] == 2
+    assert "ghost shell is the cutoff (4.000 Å) + skin" in capsys.readouterr().out
+
+
+def test_python_path_and_stages_are_one_implementation():
+    # atomic_energies runs the stages with every atom owned: stage by stage by hand, the same bits
+    model = make_model(num_layers=3)
+    atoms = triclinic_cu()
+    nl = neighbor_list(atoms.get_positions(), model.cutoff, cell=atoms.get_cell(), pbc=atoms.pbc)
+    pos = torch.tensor(atoms.get_positions())
+    ei = torch.tensor(nl.edge_index)
+    shifts = torch.tensor(nl.shifts)
+    species = model.species_index(torch.tensor(atoms.get_atomic_numbers()))
+    vec = pos[ei[1]] - pos[ei[0]] + shifts
+    state = torch.zeros(len(atoms), 0, dtype=torch.float64)
+    with torch.no_grad():
+        for t in range(model.num_layers):
+            state = model.stage(t, vec, species, ei, len(atoms), state)
+        assert torch.equal(state, model.atomic_energies(pos, species, ei, shifts))
+
+
+def test_export_refuses_mirror_averaged_models_of_tfpot_before_0_2(tmp_path, capsys):
+    # the staged export has no mirror pass: a one-line refusal, from Python and from the CLI
+    from tfpot.cli import main
+    from tfpot.errors import TfpotError
+
+    msg = ("model file from tfpot < 0.2 (parity='average'): LAMMPS export needs a model trained "
+           "with tfpot >= 0.2; retrain")
+    model = make_model(parity="average")
+    with pytest.raises(TfpotError) as info:
+        export_model(model, tmp_path / "model.pt")
+    assert str(info.value) == msg
+    assert not (tmp_path / "model.pt").exists()
+    model.save(tmp_path / "old.tfp")
+    assert main(["export", str(tmp_path / "old.tfp"), "-o", str(tmp_path / "model.pt")]) != 0
+    assert msg in capsys.readouterr().err
+    assert not (tmp_path / "model.pt").exists()

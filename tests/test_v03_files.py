@@ -61,11 +61,12 @@ def test_v03_export_loads_and_predicts_recorded_numbers_float64():
 
 def test_v03_model_exported_today_matches_the_v03_export_float64(tmp_path):
     # today's export of the 0.3 model file gives the 0.3 export's numbers and metadata keys
-    # (plus the checksum that exports carry since 0.4)
+    # (plus the checksum that exports carry since 0.4, and format 2's stages for LAMMPS' per-layer
+    # halo exchange)
     path = tmp_path / "today.pt"
     meta = export_model(FIXTURES / "v03_mlp.pt", path)
     _, old_meta = load_exported(FIXTURES / "v03_mlp_export.pt")
-    assert set(meta) == set(old_meta) | {"checksum"}
+    assert set(meta) == set(old_meta) | {"checksum", "num_stages", "state_widths"}
     assert {k: meta[k] for k in ("species", "cutoff", "num_hops", "ghost_cutoff", "units", "dtype")} \
         == {k: old_meta[k] for k in ("species", "cutoff", "num_hops", "ghost_cutoff", "units", "dtype")}
     module, _ = load_exported(path)

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     meta = export_model(args.model, args.output, dtype=args.dtype)
     print(f"wrote {args.output}")
     print(json.dumps(meta, indent=2))
-    print(f"LAMMPS: pair_style tfpot / pair_coeff * * {args.output} <element per type>; the ghost "
-          f"shell must be >= {meta['ghost_cutoff']:.3f} Å (the pair style sets it)")
+    print(f"LAMMPS: pair_style tfpot / pair_coeff * * {args.output} <element per type>; "
+          f"{meta['num_stages']} stage(s) with a halo exchange after each but the last, so the "
+          f"ghost shell is the cutoff ({meta['cutoff']:.3f} Å) + skin, LAMMPS' default")
     return 0

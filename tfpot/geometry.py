@@ -30,6 +30,11 @@ def edge_geometry(pos: Tensor, edge_index: Tensor, shifts: Tensor,
     Atoms at zero distance give r = 0 and non-finite directions: callers refuse overlapping atoms
     before (the ASE calculator's ``min_distance``).
     """
-    vec = (pos[edge_index[1]] - pos[edge_index[0]] + shifts).to(dtype)
+    return edge_vectors_geometry(pos[edge_index[1]] - pos[edge_index[0]] + shifts, dtype)
+
+
+def edge_vectors_geometry(vec: Tensor, dtype: torch.dtype) -> EdgeGeometry:
+    """:func:`edge_geometry` from edge vectors (E, 3) already formed (in any float precision)."""
+    vec = vec.to(dtype)
     r = torch.sqrt((vec * vec).sum(-1))
     return EdgeGeometry(vec, r, vec / r.unsqueeze(-1))

@@ -28,7 +28,8 @@ from torch import Tensor, nn
 from tfpot import _keys as K
 from tfpot.energy_derivatives import apply_strain, energy_gradients, stress_from_virial
 from tfpot.frames import LocalFrames
-from tfpot.geometry import EdgeGeometry, edge_geometry
+from tfpot.geometry import EdgeGeometry, edge_geometry, edge_vectors_geometry
+from tfpot.halo import pack_state, state_width, unpack_state
 from tfpot.hyperparameters import ModelHyperparameters
 from tfpot.model_file import save_model
 from tfpot.nn.messages import MESSAGES
@@ -82,6 +83,8 @@ class EnergyModel(nn.Module):
         self.cutoff = float(cutoff)
         self.num_layers = hp.num_layers
         self.mul0, self.mul1, self.mul2 = reps_.muls
+        # numbers per atom handed from one stage to the next (see stage() and tfpot.halo)
+        self.state_width = state_width(self.mul0, self.mul1, self.mul2, False)
         z_to_index = torch.full((119,), -1, dtype=torch.long)
         z_to_index[torch.tensor(species)] = torch.arange(len(species))
         self.register_buffer("z_to_index", z_to_index)
@@ -163,33 +166,19 @@ class EnergyModel(nn.Module):
 
     def node_scalars(self, pos: Tensor, species: Tensor, edge_index: Tensor,
                      shifts: Tensor) -> Tensor:
-        """Scalar features (N, mul0) of every atom after the last layer."""
+        """Scalar features (N, mul0) of every atom after the last layer.
+
+        Runs the stages of :meth:`stage` in turn with every atom owned, so the Python path and
+        the LAMMPS per-layer exchange (which runs the same stages) share one implementation.
+        """
         n = pos.shape[0]
-        centre = edge_index[0]
-        neighbour = edge_index[1]
-        geometry, rbf, env = self._radial(pos, edge_index, shifts)
-        unit = geometry.unit
-
-        # Layer 1 sees the neighbours' species embeddings only, and the frame-free power
-        # spectrum of each atom joins its scalars after layer 1: a neighbour's input to layer t
-        # then depends on atoms up to t-1 cutoffs from it, so the reach is num_layers * cutoff.
-        p = self.ps_mlp(self.power_spectrum(rbf, env, unit, species[neighbour], centre, n))
-        s = self.embedding(species)
-
-        # gated local frames; every frame-dependent input carries its gates
-        frames, gate = self.frames(species, rbf, env, unit, centre, neighbour)
-        Li = frames[centre]
-        local_dir = torch.matmul(Li, unit.unsqueeze(-1)).squeeze(-1) * gate[centre].unsqueeze(-1)
-        U = torch.matmul(Li, frames[neighbour].transpose(1, 2))
-        edges = FrameEdges(U, local_dir, gate[centre] * gate[neighbour], rbf, env, centre,
-                           neighbour)
-        V = torch.zeros(n, self.mul1, 3, dtype=unit.dtype, device=unit.device)
-        T = torch.zeros(n, self.mul2, 3, 3, dtype=unit.dtype, device=unit.device)
-        for t, layer in enumerate(self.layers):
-            s, V, T = layer(s, V, T, edges)
-            if t == 0:
-                s = s + p
-        return s
+        # Edge vectors are formed in the input's precision (float64 positions keep float32 models
+        # exact to their own rounding, whatever the absolute coordinates); stages cast them.
+        vec = pos[edge_index[1]] - pos[edge_index[0]] + shifts
+        state = torch.zeros(n, 0, dtype=vec.dtype, device=vec.device)
+        for t in range(self.num_layers - 1):
+            state = self.stage(t, vec, species, edge_index, n, state)
+        return self._stage_features(self.num_layers - 1, vec, species, edge_index, state)[0]
 
     def atomic_energies(self, pos: Tensor, species: Tensor, edge_index: Tensor,
                         shifts: Tensor) -> Tensor:
@@ -197,9 +186,78 @@ class EnergyModel(nn.Module):
 
         Shapes: pos (N, 3) Å, species (N,) model species index, edge_index (2, E), shifts
         (E, 3) Å. The energy of a structure is their sum; forces and stress are its derivatives
-        (:mod:`tfpot.energy_derivatives`).
+        (:mod:`tfpot.energy_derivatives`). The same numbers as the last :meth:`stage` with every
+        atom owned.
         """
         return self.readout(self.node_scalars(pos, species, edge_index, shifts), species)
+
+    def stage(self, t: int, vec: Tensor, species: Tensor, edge_index: Tensor, nlocal: int,
+              state: Tensor) -> Tensor:
+        """Stage ``t`` of the atomic energies, computed for the first ``nlocal`` atoms.
+
+        The computation is cut where an atom first needs what its neighbours computed (layer 1
+        uses the neighbours' species only; layer t+1 their frames, gates and layer-t features):
+
+            stage 0:  frames, gates, power spectrum of each atom, layer 1
+            stage t:  layer t+1 (0 < t < num_layers), from every atom's stage t-1 state
+            last:     ... then the readout: energies (nlocal,) float64, eV, final (E0 included)
+
+        Every stage but the last returns the owned atoms' state (:mod:`tfpot.halo`). An engine
+        with ghost atoms (LAMMPS) copies it to the ghosts before the next stage, so only edges
+        whose centre is owned are needed and the ghost shell is one cutoff wide.
+
+        Args:
+            t: stage index, 0 .. num_layers-1.
+            vec: (E, 3) edge vectors ``x_j - x_i`` (Å), any float dtype (cast to the model's).
+            species: (N,) model species index of every atom (owned first, then ghosts).
+            edge_index: (2, E) [centre i, neighbour j]; every owned atom's edges, centres < nlocal
+                (edges of other centres only cost time).
+            nlocal: owned atoms (the first nlocal of the N).
+            state: (N, state_width) stage t-1 state of every atom; (N, 0) for t = 0.
+        """
+        n = species.shape[0]
+        s, V, T, frames, gate = self._stage_features(t, vec, species, edge_index, state)
+        if t < self.num_layers - 1:
+            return pack_state(s, V, T, frames, gate, n, nlocal, False)
+        return self.readout(s[:nlocal], species[:nlocal])
+
+    def _stage_features(self, t: int, vec: Tensor, species: Tensor, edge_index: Tensor,
+                        state: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """(s, V, T, frames, gate) of every atom after layer t+1 (see :meth:`stage`)."""
+        n = species.shape[0]
+        centre = edge_index[0]
+        neighbour = edge_index[1]
+        geometry = edge_vectors_geometry(vec, self.embedding.weight.dtype)
+        unit = geometry.unit
+        rbf = self.rbf(geometry.r)
+        env = self.envelope(geometry.r)
+
+        if t == 0:
+            # Layer 1 sees the neighbours' species embeddings only, and the frame-free power
+            # spectrum of each atom joins its scalars after layer 1: a neighbour's input to layer
+            # t then depends on atoms up to t-1 cutoffs from it (reach: num_layers * cutoff).
+            frames, gate = self.frames(species, rbf, env, unit, centre, neighbour)
+            p = self.ps_mlp(self.power_spectrum(rbf, env, unit, species[neighbour], centre, n))
+            s = self.embedding(species)
+            V = torch.zeros(n, self.mul1, 3, dtype=unit.dtype, device=unit.device)
+            T = torch.zeros(n, self.mul2, 3, 3, dtype=unit.dtype, device=unit.device)
+        else:
+            p = torch.zeros(0, dtype=unit.dtype, device=unit.device)  # (added after layer 1 only)
+            s, V, T, frames, gate = unpack_state(state.to(unit.dtype), self.mul0, self.mul1,
+                                                 self.mul2, False)
+
+        # gated local frames; every frame-dependent input carries its gates
+        Li = frames[centre]
+        local_dir = torch.matmul(Li, unit.unsqueeze(-1)).squeeze(-1) * gate[centre].unsqueeze(-1)
+        U = torch.matmul(Li, frames[neighbour].transpose(1, 2))
+        edges = FrameEdges(U, local_dir, gate[centre] * gate[neighbour], rbf, env, centre,
+                           neighbour)
+        for k, layer in enumerate(self.layers):
+            if k == t:
+                s, V, T = layer(s, V, T, edges)
+        if t == 0:
+            s = s + p
+        return s, V, T, frames, gate
 
     def forward(self, data: Dict[str, Tensor], compute_forces: bool = True,
                 compute_stress: bool = False) -> Dict[str, Tensor]:

@@ -10,12 +10,20 @@
 #include "force.h"
 #include "json.h"
 #include "memory.h"
+#include "modify.h"
+#include "compute.h"
 #include "neigh_list.h"
 #include "neighbor.h"
 #include "update.h"
 #include "utils.h"
 
+#include <torch/autograd.h>
+
 #include <algorithm>
+#include <climits>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -324,16 +332,19 @@ std::string checksum_problem(const std::string &path, const json &meta,
 /* ---------------------------------------------------------------------- */
 
 PairTFPot::PairTFPot(LAMMPS *lmp) :
-    Pair(lmp), model_loaded(false), jit_optimize(false), device(torch::kCPU), dtype(torch::kFloat64),
-    cutoff(0.0), ghost_cutoff(0.0), num_hops(0)
+    Pair(lmp), model_loaded(false), jit_optimize(false), recompute(false), memory_reuse(true),
+    halo_mode(HALO_EXCHANGE),
+    device(torch::kCPU), dtype(torch::kFloat64), cutoff(0.0), receptive_field(0.0), num_hops(0),
+    num_stages(0), halo_data(nullptr), halo_width(0), halo_bytes_peak(0)
 {
   single_enable = 0;
   restartinfo = 0;
   one_coeff = 1;
   manybody_flag = 1;
-  ghostneigh = 1;    // neighbour lists of ghost atoms too (message passing over ghosts)
+  ghostneigh = 0;    // owned atoms' edges only: ghosts receive their state by forward comm
   no_virial_fdotr_compute = 0;
   centroidstressflag = CENTROID_NOTAVAIL_FLAG;
+  comm_forward = comm_reverse = 0;    // set from the model's state widths in init_style()
 }
 
 /* ---------------------------------------------------------------------- */
@@ -344,7 +355,6 @@ PairTFPot::~PairTFPot()
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
-    memory->destroy(cutghost);
   }
 }
 
@@ -358,11 +368,11 @@ void PairTFPot::allocate()
   for (int i = 0; i < n; i++)
     for (int j = 0; j < n; j++) setflag[i][j] = 0;
   memory->create(cutsq, n, n, "pair:cutsq");
-  memory->create(cutghost, n, n, "pair:cutghost");
 }
 
 /* ----------------------------------------------------------------------
-   pair_style tfpot [device cpu|cuda|cuda:N] [jit_optimize yes|no]
+   pair_style tfpot [device cpu|cuda|cuda:N] [jit_optimize yes|no] [recompute yes|no]
+                    [memory_reuse yes|no]
 ------------------------------------------------------------------------- */
 
 void PairTFPot::settings(int narg, char **arg)
@@ -383,6 +393,36 @@ void PairTFPot::settings(int narg, char **arg)
         error->all(FLERR, "pair_style tfpot: device {} requested but this libtorch has no CUDA device",
                    arg[iarg + 1]);
       iarg += 2;
+    } else if (strcmp(arg[iarg], "halo") == 0) {
+      // negative controls for the test suite (results are wrong): not for production runs
+      if (iarg + 1 >= narg)
+        error->all(FLERR, "pair_style tfpot: 'halo' needs a value (exchange, skip_forward or "
+                          "skip_reverse)");
+      if (strcmp(arg[iarg + 1], "exchange") == 0)
+        halo_mode = HALO_EXCHANGE;
+      else if (strcmp(arg[iarg + 1], "skip_forward") == 0)
+        halo_mode = HALO_SKIP_FORWARD;
+      else if (strcmp(arg[iarg + 1], "skip_reverse") == 0)
+        halo_mode = HALO_SKIP_REVERSE;
+      else
+        error->all(FLERR,
+                   "pair_style tfpot: halo {} is not one of exchange, skip_forward, skip_reverse",
+                   arg[iarg + 1]);
+      if (halo_mode != HALO_EXCHANGE && comm->me == 0)
+        error->warning(FLERR, "pair_style tfpot halo {}: the halo exchange is incomplete and the "
+                              "results are WRONG (a negative control for tests)",
+                       arg[iarg + 1]);
+      iarg += 2;
+    } else if (strcmp(arg[iarg], "memory_reuse") == 0) {
+      if (iarg + 1 >= narg)
+        error->all(FLERR, "pair_style tfpot: 'memory_reuse' needs a value (yes or no)");
+      memory_reuse = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
+      iarg += 2;
+    } else if (strcmp(arg[iarg], "recompute") == 0) {
+      if (iarg + 1 >= narg)
+        error->all(FLERR, "pair_style tfpot: 'recompute' needs a value (yes or no)");
+      recompute = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
+      iarg += 2;
     } else if (strcmp(arg[iarg], "jit_optimize") == 0) {
       if (iarg + 1 >= narg)
         error->all(FLERR, "pair_style tfpot: 'jit_optimize' needs a value (yes or no)");
@@ -391,13 +431,37 @@ void PairTFPot::settings(int narg, char **arg)
     } else {
       error->all(FLERR,
                  "pair_style tfpot: unknown keyword '{}' (expected: device cpu|cuda|cuda:N, "
-                 "jit_optimize yes|no)",
+                 "jit_optimize yes|no, recompute yes|no, memory_reuse yes|no)",
                  arg[iarg]);
     }
   }
-  // The TorchScript graph executor's profiling/fusion passes make this model (autograd inside
-  // forward) about 1.7x slower on CPU, and they re-specialise whenever the atom count changes.
+  // The TorchScript graph executor's profiling/fusion passes re-specialise whenever the atom or
+  // edge count changes and gain nothing on these stages (0.9-1.0x measured): off by default.
   torch::jit::setGraphExecutorOptimize(jit_optimize);
+  if (memory_reuse) keep_freed_memory();
+}
+
+/* ----------------------------------------------------------------------
+   Every step allocates and frees the autograd graphs of all stages (hundreds
+   of MB to GB, in blocks far above glibc's mmap threshold). By default glibc
+   returns such blocks to the kernel at free() and the next step faults every
+   page in again (zero-filled): measured 31% of the step time in the kernel
+   on 4000 atoms. Served from the heap and never trimmed, the same memory is
+   reused step after step (1.4x faster there, +14% peak memory). Process-wide
+   and irreversible for this LAMMPS run; `memory_reuse no` leaves malloc alone.
+------------------------------------------------------------------------- */
+
+void PairTFPot::keep_freed_memory()
+{
+#if defined(__GLIBC__)
+  static bool done = false;
+  if (done) return;
+  done = mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1;
+  if (comm->me == 0)
+    utils::logmesg(lmp, "pair tfpot: memory_reuse yes: freed memory stays in the heap for the next "
+                        "step{}\n",
+                   done ? "" : " (mallopt failed: not applied)");
+#endif
 }
 
 /* ----------------------------------------------------------------------
@@ -432,6 +496,25 @@ void PairTFPot::load_model(const std::string &path)
                "with `tfpot export MODEL -o model.pt`",
                path);
 
+  read_metadata(path, text);
+
+  // format 2 exports run stage by stage (per-layer halo exchange)
+  if (!model.find_method("stage"))
+    error->all(FLERR,
+               "pair tfpot: '{}' has no stage method, so it is not a format 2 tfpot export; "
+               "re-export the model with `tfpot export MODEL -o model.pt`",
+               path);
+
+  model_path = path;
+  model_loaded = true;
+}
+
+/* ----------------------------------------------------------------------
+   validate metadata.json of an export and keep what the pair style needs
+------------------------------------------------------------------------- */
+
+void PairTFPot::read_metadata(const std::string &path, const std::string &text)
+{
   json meta;
   std::string parse_error;
   try {
@@ -444,8 +527,8 @@ void PairTFPot::load_model(const std::string &path)
   if (!meta.is_object())
     error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': expected a JSON object", path);
 
-  for (const char *key : {"format", "format_version", "species", "cutoff", "num_hops",
-                          "ghost_cutoff", "units", "dtype"})
+  // format and version first: an old export gets the re-export message, not a missing key
+  for (const char *key : {"format", "format_version"})
     if (!meta.contains(key))
       error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': missing key '{}'", path, key);
 
@@ -456,12 +539,27 @@ void PairTFPot::load_model(const std::string &path)
                path, fmt_j.dump(), FORMAT);
 
   const json &ver_j = meta["format_version"];
-  if (!ver_j.is_number_integer() || ver_j.get<int>() != FORMAT_VERSION)
+  if (!ver_j.is_number_integer())
+    error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': format_version {} is not an integer",
+               path, ver_j.dump());
+  const int version = ver_j.get<int>();
+  if (version < FORMAT_VERSION)
+    error->all(FLERR,
+               "pair tfpot: '{}' is a format_version {} export (tfpot 0.3: the whole model "
+               "evaluated on a num_hops x cutoff ghost shell); this plugin runs format_version {} "
+               "(per-layer halo exchange): re-export the model with `tfpot export MODEL -o "
+               "model.pt`",
+               path, version, FORMAT_VERSION);
+  if (version > FORMAT_VERSION)
     error->all(FLERR,
                "pair tfpot: '{}' has format_version {}, but this plugin reads format_version {}; "
-               "re-export the model with a matching tfpot or rebuild the plugin "
-               "(`tfpot lammps build`) from the tfpot that exported it",
-               path, ver_j.dump(), FORMAT_VERSION);
+               "rebuild the plugin (`tfpot lammps build`) from the tfpot that exported it",
+               path, version, FORMAT_VERSION);
+
+  for (const char *key : {"species", "cutoff", "num_hops", "ghost_cutoff", "num_stages",
+                          "state_widths", "units", "dtype"})
+    if (!meta.contains(key))
+      error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': missing key '{}'", path, key);
 
   // typed values; a type error is reported after the try block (error->all throws)
   std::string bad;
@@ -471,8 +569,11 @@ void PairTFPot::load_model(const std::string &path)
     species_z.clear();
     for (const auto &z : meta["species"]) species_z.push_back(z.get<int>());
     cutoff = meta["cutoff"].get<double>();
-    ghost_cutoff = meta["ghost_cutoff"].get<double>();
+    receptive_field = meta["ghost_cutoff"].get<double>();
     num_hops = meta["num_hops"].get<int>();
+    num_stages = meta["num_stages"].get<int>();
+    state_widths.clear();
+    for (const auto &w : meta["state_widths"]) state_widths.push_back(w.get<int>());
     dtype_name = meta["dtype"].get<std::string>();
   } catch (const std::exception &e) {
     bad = first_line(e.what());
@@ -490,10 +591,19 @@ void PairTFPot::load_model(const std::string &path)
   if (num_hops < 1)
     error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': num_hops must be >= 1 (got {})",
                path, num_hops);
-  if (ghost_cutoff < cutoff)
+  if (receptive_field < cutoff)
     error->all(FLERR,
                "pair tfpot: invalid metadata.json in '{}': ghost_cutoff {} is smaller than cutoff {}",
-               path, ghost_cutoff, cutoff);
+               path, receptive_field, cutoff);
+  if (num_stages < 1 || (int) state_widths.size() != num_stages - 1)
+    error->all(FLERR,
+               "pair tfpot: invalid metadata.json in '{}': num_stages {} needs {} state_widths "
+               "(got {})",
+               path, num_stages, num_stages - 1, state_widths.size());
+  for (int w : state_widths)
+    if (w < 1)
+      error->all(FLERR, "pair tfpot: invalid metadata.json in '{}': state width {} must be >= 1",
+                 path, w);
 
   if (dtype_name == "float64")
     dtype = torch::kFloat64;
@@ -507,8 +617,6 @@ void PairTFPot::load_model(const std::string &path)
 
   const std::string bad_checksum = checksum_problem(path, meta, model, checksum_status);
   if (!bad_checksum.empty()) error->all(FLERR, bad_checksum);
-  model_path = path;
-  model_loaded = true;
 }
 
 
@@ -572,9 +680,9 @@ void PairTFPot::coeff(int narg, char **arg)
 
   if (comm->me == 0)
     utils::logmesg(lmp,
-                   "pair tfpot: model {} (species {}; cutoff {} A; {} hops; ghost cutoff {} A; "
-                   "{}; device {}; {})\n",
-                   model_path, species_list(species_z), cutoff, num_hops, ghost_cutoff,
+                   "pair tfpot: model {} (species {}; cutoff {} A; {} stages, {} halo "
+                   "exchanges; {}; device {}; {})\n",
+                   model_path, species_list(species_z), cutoff, num_stages, num_stages - 1,
                    dtype_name, device.str(), checksum_status);
 }
 
@@ -588,30 +696,51 @@ void PairTFPot::init_style()
     error->all(FLERR, "pair tfpot requires `units metal` (got units {})", update->unit_style);
   if (force->newton_pair == 0)
     error->all(FLERR,
-               "pair tfpot requires newton pair on (forces on ghost atoms are summed by reverse "
-               "communication); remove `newton off`");
+               "pair tfpot requires newton pair on (forces on ghost atoms and gradients of their "
+               "states are summed into their owners by reverse communication); remove `newton off`");
   for (int t = 1; t <= atom->ntypes; ++t)
     if (t >= (int) type2species.size() || type2species[t] < 0)
       error->all(FLERR, "pair tfpot: atom type {} is not mapped to an element", t);
-
-  neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
-
-  // Every atom within ghost_cutoff of an owned atom changes its energy; atoms move up to
-  // skin/2 each between re-neighbouring, so the ghost shell must be ghost_cutoff + skin wide.
-  const double needed = ghost_cutoff + neighbor->skin;
   if (comm->mode != Comm::SINGLE)
-    error->all(FLERR,
-               "pair tfpot supports only `comm_modify mode single`; add `comm_modify mode single "
-               "cutoff {}`",
-               needed);
-  if (comm->cutghostuser < needed) {
-    comm->cutghostuser = needed;
-    if (comm->me == 0)
-      utils::logmesg(lmp,
-                     "pair tfpot: ghost atom cutoff set to {} A = ghost_cutoff {} ({} hops x "
-                     "{} A) + neighbor skin {} (as `comm_modify cutoff {}`)\n",
-                     needed, ghost_cutoff, num_hops, cutoff, neighbor->skin, needed);
+    error->all(FLERR, "pair tfpot supports only `comm_modify mode single`; remove `comm_modify "
+                      "mode multi`");
+
+  // per-atom virials are not computed (forces come from one backward pass per stage); refuse
+  // them here rather than at the first step that asks
+  for (const auto &c : modify->get_compute_list()) {
+    const std::string style = c->style;
+    if (style.find("stress/atom") != std::string::npos)
+      error->all(FLERR,
+                 "pair tfpot does not support per-atom virial (compute {} {}); use the global "
+                 "pressure or remove the compute",
+                 c->id, style);
   }
+
+  // a full list of the owned atoms: each stage needs every edge of an owned centre, and
+  // nothing of the ghosts but their states, which arrive by forward communication
+  neighbor->add_request(this, NeighConst::REQ_FULL);
+
+  // The largest state sent to (and gradient received from) ghosts, in doubles per atom. Comm
+  // sizes its buffers from force->pair after this; under pair_style hybrid/overlay force->pair
+  // is the hybrid style, which read our (then zero) widths when it was created: raise its too.
+  int widest = 0;
+  for (int w : state_widths) widest = std::max(widest, w);
+  comm_forward = comm_reverse = widest;
+  if (force->pair && force->pair != this) {
+    force->pair->comm_forward = std::max(force->pair->comm_forward, widest);
+    force->pair->comm_reverse = std::max(force->pair->comm_reverse, widest);
+  }
+
+  const int ntypes = atom->ntypes;
+  pair_initialised.assign((size_t) (ntypes + 1) * (ntypes + 1), 0);
+
+  if (comm->me == 0)
+    utils::logmesg(lmp,
+                   "pair tfpot: per-layer halo exchange: {} stage(s), {} exchange(s) of {} "
+                   "number(s) per ghost atom; ghost shell = cutoff {} A + skin {} A "
+                   "(an atom's energy reaches {} A = {} hops)\n",
+                   num_stages, num_stages - 1, widest, cutoff, neighbor->skin, receptive_field,
+                   num_hops);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -620,11 +749,39 @@ double PairTFPot::init_one(int i, int j)
 {
   if (setflag[i][j] == 0)
     error->all(FLERR, "pair tfpot: no pair_coeff for atom types {} {}", i, j);
-  cutghost[i][j] = cutghost[j][i] = cutoff;
+  const int n = atom->ntypes + 1;
+  if ((int) pair_initialised.size() == n * n) pair_initialised[i * n + j] = pair_initialised[j * n + i] = 1;
   return cutoff;
 }
 
-/* ---------------------------------------------------------------------- */
+/* ----------------------------------------------------------------------
+   after init: the model must see every pair of atom types (pair_style hybrid
+   assigns a sub-style only the pairs given to it, and skips the others in its
+   neighbour list: the model would silently miss edges)
+------------------------------------------------------------------------- */
+
+void PairTFPot::setup()
+{
+  check_pair_coverage();
+}
+
+void PairTFPot::check_pair_coverage()
+{
+  const int n = atom->ntypes + 1;
+  if ((int) pair_initialised.size() != n * n) return;
+  for (int i = 1; i < n; ++i)
+    for (int j = i; j < n; ++j)
+      if (!pair_initialised[i * n + j])
+        error->all(FLERR,
+                   "pair tfpot must handle every pair of atom types, but types {} {} are given to "
+                   "another sub-style; use `pair_style hybrid/overlay tfpot ...` with "
+                   "`pair_coeff * * tfpot model.pt ...` to add other terms",
+                   i, j);
+}
+
+/* ----------------------------------------------------------------------
+   one force evaluation: stages forward with halo exchanges, then backward
+------------------------------------------------------------------------- */
 
 void PairTFPot::compute(int eflag, int vflag)
 {
@@ -634,23 +791,40 @@ void PairTFPot::compute(int eflag, int vflag)
                "pair tfpot does not support per-atom virial (compute stress/atom or "
                "centroid/stress/atom); use the global pressure");
 
-  const int nlocal = atom->nlocal;
-  const int nall = nlocal + atom->nghost;
-  // no owned atoms (e.g. an empty sub-domain around a molecule): no energy, no forces
-  if (nlocal == 0) {
-    if (vflag_fdotr) virial_fdotr_compute();
-    return;
-  }
-  double **x = atom->x;
-  double **f = atom->f;
-  const int *type = atom->type;
+  // forces are gradients: record the graph even if the caller (e.g. LAMMPS driven from Python
+  // inside torch.no_grad()) switched gradient mode off in this thread
+  torch::AutoGradMode enable_grad(true);
 
-  // model species index of every owned and ghost atom
+  const int nall = atom->nlocal + atom->nghost;
   species_buf.resize(nall);
-  for (int i = 0; i < nall; ++i) species_buf[i] = type2species[type[i]];
+  for (int i = 0; i < nall; ++i) species_buf[i] = type2species[atom->type[i]];
+  collect_edges();
 
-  // directed edges (i, j), |x_j - x_i| < cutoff, for owned and ghost centres i
-  const int ntotal = list->inum + list->gnum;
+  // Every rank runs the same sequence of halo exchanges, with or without owned atoms: the
+  // stage calls are skipped inside, never the communication.
+  torch::Tensor vec;
+  std::vector<torch::Tensor> stage_inputs, stage_outputs;
+  run_stages(vec, stage_inputs, stage_outputs);
+  torch::Tensor energies = stage_outputs.back();
+  torch::Tensor grad_vec = backpropagate(vec, stage_inputs, stage_outputs);
+  step_species = step_edge_index = torch::Tensor();
+
+  if (atom->nlocal > 0) {
+    apply_edge_forces(grad_vec);
+    tally_energies(energies);
+  }
+  if (vflag_fdotr) virial_fdotr_compute();
+}
+
+/* ----------------------------------------------------------------------
+   directed edges (i, j) with i owned and |x_j - x_i| < cutoff, and their
+   vectors x_j - x_i (double, from LAMMPS' own coordinates)
+------------------------------------------------------------------------- */
+
+int64_t PairTFPot::collect_edges()
+{
+  double **x = atom->x;
+  const int inum = list->inum;
   const int *ilist = list->ilist;
   const int *numneigh = list->numneigh;
   int **firstneigh = list->firstneigh;
@@ -660,7 +834,8 @@ void PairTFPot::compute(int eflag, int vflag)
   std::vector<int64_t> &ej = edge_j_buf;
   ei.clear();
   ej.clear();
-  for (int ii = 0; ii < ntotal; ++ii) {
+  vec_buf.clear();
+  for (int ii = 0; ii < inum; ++ii) {
     const int i = ilist[ii];
     const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
     const int *jlist = firstneigh[i];
@@ -671,64 +846,244 @@ void PairTFPot::compute(int eflag, int vflag)
       if (dx * dx + dy * dy + dz * dz < cutsq_model) {
         ei.push_back(i);
         ej.push_back(j);
+        vec_buf.push_back(dx);
+        vec_buf.push_back(dy);
+        vec_buf.push_back(dz);
       }
     }
   }
   const int64_t nedges = (int64_t) ei.size();
   ei.insert(ei.end(), ej.begin(), ej.end());
+  return nedges;
+}
 
-  // copies (non_blocking false, copy true): the model may modify its inputs in place
+/* ----------------------------------------------------------------------
+   forward: stage t -> owned states -> forward comm to ghosts -> stage t+1
+   stage_inputs[t]: the (nall, W) state stage t read (a leaf that collects
+   gradients; undefined for t = 0); stage_outputs[t]: what it returned
+------------------------------------------------------------------------- */
+
+void PairTFPot::run_stages(torch::Tensor &vec, std::vector<torch::Tensor> &stage_inputs,
+                           std::vector<torch::Tensor> &stage_outputs)
+{
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const int64_t nedges = (int64_t) vec_buf.size() / 3;
+  const auto opts = torch::TensorOptions().dtype(dtype).device(device);
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-  torch::Tensor pos = torch::from_blob(x[0], {nall, 3}, f64).to(device, dtype, false, true);
-  torch::Tensor species =
-      torch::from_blob(species_buf.data(), {nall}, i64).to(device, torch::kInt64, false, true);
-  torch::Tensor edge_index = nedges > 0
-      ? torch::from_blob(ei.data(), {2, nedges}, i64).to(device, torch::kInt64, false, true)
-      : torch::empty({2, 0}, i64.device(device));
 
-  c10::intrusive_ptr<c10::ivalue::Tuple> out;
+  // copies: the buffers are reused at the next step while tensors may outlive this call
+  vec = torch::from_blob(vec_buf.data(), {nedges, 3}, f64).to(device, dtype, false, true);
+  vec.requires_grad_(true);
+  step_species =
+      torch::from_blob(species_buf.data(), {nall}, i64).to(device, torch::kInt64, false, true);
+  step_edge_index =
+      torch::from_blob(edge_buf.data(), {2, nedges}, i64).to(device, torch::kInt64, false, true);
+
+  stage_inputs.assign(num_stages, torch::Tensor());
+  stage_outputs.assign(num_stages, torch::Tensor());
+  torch::Tensor state = torch::zeros({nall, 0}, opts);
+  stage_inputs[0] = state;
+  for (int t = 0; t < num_stages; ++t) {
+    torch::Tensor out;
+    if (nlocal > 0) {
+      // with `recompute yes` only the last stage keeps its graph now; the others are run
+      // again, one at a time, in the backward pass (one stage's graph in memory at a time)
+      if (recompute && t + 1 < num_stages) {
+        torch::NoGradGuard no_graph;
+        out = call_stage(t, vec, step_species, step_edge_index, state);
+      } else {
+        out = call_stage(t, vec, step_species, step_edge_index, state);
+      }
+    }
+    stage_outputs[t] = out;
+    if (t + 1 < num_stages) {
+      const int width = state_widths[t];
+      if (nlocal > 0 && (out.dim() != 2 || out.size(0) != nlocal || out.size(1) != width))
+        error->one(FLERR, "pair tfpot: stage {} returned a state of shape {} (expected [{}, {}])",
+                   t, c10::str(out.sizes()), nlocal, width);
+      state = halo_forward(out, width);
+      state.requires_grad_(true);
+      stage_inputs[t + 1] = state;
+    }
+  }
+  torch::Tensor &energies = stage_outputs.back();
+  if (nlocal > 0 && (energies.dim() != 1 || energies.size(0) != nlocal))
+    error->one(FLERR, "pair tfpot: last stage returned energies of shape {} (expected [{}])",
+               c10::str(energies.sizes()), nlocal);
+}
+
+/* ---------------------------------------------------------------------- */
+
+torch::Tensor PairTFPot::call_stage(int t, const torch::Tensor &vec, const torch::Tensor &species,
+                                    const torch::Tensor &edge_index, const torch::Tensor &state)
+{
+  torch::Tensor out;
   std::string eval_error;
   try {
-    std::vector<torch::jit::IValue> inputs{pos, species, edge_index, (int64_t) nlocal};
-    out = model.forward(inputs).toTuple();
+    out = model.get_method("stage")({(int64_t) t, vec, species, edge_index,
+                                     (int64_t) atom->nlocal, state})
+              .toTensor();
   } catch (const std::exception &e) {
     eval_error = first_line(e.what());
   }
   if (!eval_error.empty())
-    error->one(FLERR, "pair tfpot: model evaluation failed on {} atoms ({} owned, {} edges): {}",
-               nall, nlocal, nedges, eval_error);
-  if (out->elements().size() != 3)
-    error->one(FLERR,
-               "pair tfpot: model returned {} outputs (expected energy, atomic energies, forces)",
-               out->elements().size());
+    error->one(FLERR, "pair tfpot: stage {} failed on {} atoms ({} owned, {} edges): {}", t,
+               species.size(0), atom->nlocal, vec.size(0), eval_error);
+  return out;
+}
 
-  torch::Tensor energy = out->elements()[0].toTensor().to(torch::kCPU, torch::kFloat64);
-  torch::Tensor forces =
-      out->elements()[2].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
-  if (forces.dim() != 2 || forces.size(0) != nall || forces.size(1) != 3)
-    error->one(FLERR, "pair tfpot: model returned forces of shape {} (expected [{}, 3])",
-               c10::str(forces.sizes()), nall);
+/* ----------------------------------------------------------------------
+   backward: dE/d(edge vectors), stage by stage in reverse; gradients on ghost
+   states are summed into their owners (reverse comm) before the stage that
+   computed the owners' states is differentiated
+------------------------------------------------------------------------- */
 
-  const double *fm = forces.data_ptr<double>();
-  for (int i = 0; i < nall; ++i) {
-    f[i][0] += fm[3 * i + 0];
-    f[i][1] += fm[3 * i + 1];
-    f[i][2] += fm[3 * i + 2];
+torch::Tensor PairTFPot::backpropagate(const torch::Tensor &vec,
+                                       std::vector<torch::Tensor> &stage_inputs,
+                                       std::vector<torch::Tensor> &stage_outputs)
+{
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const auto opts = torch::TensorOptions().dtype(dtype).device(device);
+  torch::Tensor grad_vec;
+  torch::Tensor grad_out;    // dE/d(stage t output), owned rows
+  if (nlocal > 0) grad_out = torch::ones_like(stage_outputs.back());
+
+  for (int t = num_stages - 1; t >= 0; --t) {
+    torch::Tensor grad_state;    // dE/d(stage t input state), all rows
+    if (nlocal > 0 && recompute && t + 1 < num_stages)
+      stage_outputs[t] = call_stage(t, vec, step_species, step_edge_index, stage_inputs[t]);
+    if (nlocal > 0 && stage_outputs[t].requires_grad()) {
+      std::vector<torch::Tensor> wrt{vec};
+      if (t > 0) wrt.push_back(stage_inputs[t]);
+      std::vector<torch::Tensor> grads;
+      std::string grad_error;
+      try {
+        grads = torch::autograd::grad({stage_outputs[t]}, wrt, {grad_out},
+                                      /*retain_graph=*/false, /*create_graph=*/false,
+                                      /*allow_unused=*/true);
+      } catch (const std::exception &e) {
+        grad_error = first_line(e.what());
+      }
+      if (!grad_error.empty())
+        error->one(FLERR, "pair tfpot: backward pass of stage {} failed: {}", t, grad_error);
+      if (grads[0].defined()) grad_vec = grad_vec.defined() ? grad_vec + grads[0] : grads[0];
+      if (t > 0 && grads[1].defined()) grad_state = grads[1];
+    }
+    stage_outputs[t] = torch::Tensor();    // its graph is spent
+    if (t == 0) break;
+    if (!grad_state.defined()) grad_state = torch::zeros({nall, state_widths[t - 1]}, opts);
+    grad_out = halo_reverse(grad_state, state_widths[t - 1]);
+    stage_inputs[t] = torch::Tensor();
   }
+  if (!grad_vec.defined()) grad_vec = torch::zeros_like(vec);
+  return grad_vec;
+}
 
-  if (eflag_global) eng_vdwl += energy.item<double>();
-  if (eflag_atom) {
-    torch::Tensor ae =
-        out->elements()[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
-    if (ae.numel() < nlocal)
-      error->one(FLERR, "pair tfpot: model returned {} atomic energies for {} owned atoms",
-                 ae.numel(), nlocal);
-    const double *aem = ae.data_ptr<double>();
-    for (int i = 0; i < nlocal; ++i) eatom[i] += aem[i];
+/* ----------------------------------------------------------------------
+   halo exchange through a CPU buffer of doubles (LAMMPS' comm buffers are
+   doubles; float32 states convert exactly)
+------------------------------------------------------------------------- */
+
+torch::Tensor PairTFPot::halo_forward(const torch::Tensor &owned, int width)
+{
+  torch::NoGradGuard no_grad;
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  torch::Tensor buf = torch::zeros({nall, width}, torch::TensorOptions().dtype(torch::kFloat64));
+  if (nlocal > 0) buf.narrow(0, 0, nlocal).copy_(owned);
+  halo_data = buf.data_ptr<double>();
+  halo_width = width;
+  halo_bytes_peak = std::max<int64_t>(halo_bytes_peak, buf.numel() * (int64_t) sizeof(double));
+  if (halo_mode != HALO_SKIP_FORWARD) comm->forward_comm(this, width);
+  halo_data = nullptr;
+  if (device.is_cpu() && dtype == torch::kFloat64) return buf;
+  return buf.to(device, dtype);
+}
+
+torch::Tensor PairTFPot::halo_reverse(const torch::Tensor &grad, int width)
+{
+  torch::NoGradGuard no_grad;
+  const int nlocal = atom->nlocal;
+  torch::Tensor buf = grad.to(torch::kCPU, torch::kFloat64).contiguous();
+  if (buf.data_ptr() == grad.data_ptr()) buf = buf.clone();    // never accumulate into autograd's
+  halo_data = buf.data_ptr<double>();
+  halo_width = width;
+  if (halo_mode != HALO_SKIP_REVERSE) comm->reverse_comm(this, width);
+  halo_data = nullptr;
+  return buf.narrow(0, 0, nlocal).to(device, dtype);
+}
+
+/* ---------------------------------------------------------------------- */
+
+int PairTFPot::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/, int * /*pbc*/)
+{
+  // states are invariant: a periodic image gets its owner's numbers unchanged
+  const int w = halo_width;
+  for (int k = 0; k < n; ++k) memcpy(buf + (size_t) k * w, halo_data + (size_t) list[k] * w, w * sizeof(double));
+  return n * w;
+}
+
+void PairTFPot::unpack_forward_comm(int n, int first, double *buf)
+{
+  memcpy(halo_data + (size_t) first * halo_width, buf, (size_t) n * halo_width * sizeof(double));
+}
+
+int PairTFPot::pack_reverse_comm(int n, int first, double *buf)
+{
+  memcpy(buf, halo_data + (size_t) first * halo_width, (size_t) n * halo_width * sizeof(double));
+  return n * halo_width;
+}
+
+void PairTFPot::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  const int w = halo_width;
+  for (int k = 0; k < n; ++k) {
+    double *row = halo_data + (size_t) list[k] * w;
+    const double *src = buf + (size_t) k * w;
+    for (int c = 0; c < w; ++c) row[c] += src[c];
   }
+}
 
-  if (vflag_fdotr) virial_fdotr_compute();
+/* ----------------------------------------------------------------------
+   E depends on x through each edge vector v = x_j - x_i: F_i += dE/dv,
+   F_j -= dE/dv (ghost j: summed into its owner by LAMMPS' reverse comm)
+------------------------------------------------------------------------- */
+
+void PairTFPot::apply_edge_forces(const torch::Tensor &grad_vec)
+{
+  torch::Tensor g = grad_vec.to(torch::kCPU, torch::kFloat64).contiguous();
+  const int64_t nedges = g.size(0);
+  const double *gv = g.data_ptr<double>();
+  const int64_t *ei = edge_buf.data();
+  const int64_t *ej = edge_buf.data() + nedges;
+  double **f = atom->f;
+  for (int64_t e = 0; e < nedges; ++e) {
+    const double gx = gv[3 * e], gy = gv[3 * e + 1], gz = gv[3 * e + 2];
+    double *fi = f[ei[e]];
+    double *fj = f[ej[e]];
+    fi[0] += gx;
+    fi[1] += gy;
+    fi[2] += gz;
+    fj[0] -= gx;
+    fj[1] -= gy;
+    fj[2] -= gz;
+  }
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairTFPot::tally_energies(const torch::Tensor &energies)
+{
+  torch::Tensor e = energies.detach().to(torch::kCPU, torch::kFloat64).contiguous();
+  const double *em = e.data_ptr<double>();
+  const int nlocal = atom->nlocal;
+  if (eflag_global)
+    for (int i = 0; i < nlocal; ++i) eng_vdwl += em[i];
+  if (eflag_atom)
+    for (int i = 0; i < nlocal; ++i) eatom[i] += em[i];
 }
 
 /* ---------------------------------------------------------------------- */
@@ -738,5 +1093,7 @@ double PairTFPot::memory_usage()
   double bytes = Pair::memory_usage();
   bytes += (double) species_buf.capacity() * sizeof(int64_t);
   bytes += (double) (edge_buf.capacity() + edge_j_buf.capacity()) * sizeof(int64_t);
+  bytes += (double) vec_buf.capacity() * sizeof(double);
+  bytes += (double) halo_bytes_peak;
   return bytes;
 }

