@@ -21,8 +21,9 @@ not counted for either):
 
 * tfpot: ``tfpot.training.fit(..., max_time=budget)`` (batch 4, lr ``--tfpot-lr`` 1e-2,
   energy/forces weights 1/100, EMA 0.99, ``--tfpot-schedule``: by default a cosine that anneals
-  the rate to 1e-6 by the end of the budget); the best-validation model (``best_model.pt``) is
-  evaluated. (tfpot 0.2 used lr 5e-3 and the plateau schedule, which never lowered the rate
+  the rate to 1e-6 by the end of the budget: the budget fixes the number of epochs once, from the
+  measured speed of the first steps, ``tfpot.training.budget``); the best-validation model
+  (``best_model.pt``) is evaluated. (tfpot 0.2 used lr 5e-3 and the plateau schedule, which never lowered the rate
   within 30 minutes.)
 * MACE: ``mace_run_train`` (batch 5, lr 0.01, amsgrad, weights 1/100, EMA 0.99, E0s "average").
   MACE has no wall-clock option: it is stopped (SIGINT) ``budget`` seconds after it logs

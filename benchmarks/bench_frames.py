@@ -47,6 +47,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 import tfpot
+from tfpot.builder import model_from_config
 from tfpot.data import read_structures
 from tfpot.data.md17 import read_rmd17_split
 from tfpot.diagnostics import gate_statistics
@@ -102,9 +103,7 @@ def errors(model, frames: Sequence[Atoms]) -> Dict[str, float]:
 
 def shut_gates(model):
     """The same weights with every frame gate shut (the frame path switched off)."""
-    cfg = {k: v for k, v in model.config.items() if k not in ("species", "cutoff", "gate_range")}
-    shut = tfpot.build_model(model.species, cutoff=model.cutoff, gate_range=SHUT,
-                             dtype=model.embedding.weight.dtype, **cfg)
+    shut = model_from_config({**model.config, "gate_range": SHUT}).to(model.embedding.weight.dtype)
     shut.load_state_dict(model.state_dict())
     return shut.eval()
 

@@ -74,7 +74,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--systems", nargs="+", default=["molecule-21", "cu-256", "cu-4000"])
     p.add_argument("--parity", nargs="+", default=["equivariant"],
-                   help="parity modes to compare (equivariant, average, none)")
+                   help="parity modes to compare (equivariant, none; average only before tfpot 0.4)")
     p.add_argument("--row", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.row:

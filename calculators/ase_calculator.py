@@ -4,12 +4,11 @@
     atoms.calc = calc
     atoms.get_potential_energy(); atoms.get_forces(); atoms.get_stress()
 
-Neighbour reuse (Verlet skin): the pair list is built at ``cutoff + skin`` and kept while no atom
-has moved more than ``skin / 2`` since the build and the cell, pbc and atomic numbers are
-unchanged; every call keeps the pairs whose *current* distance is below the cutoff. Any pair now
-within the cutoff was within ``cutoff + skin`` at the build (each atom moved < skin/2), so the edge
-set equals a fresh build's and results agree with :func:`tfpot.predict` to rounding (the same
-edges, in the same ``(centre, neighbour)`` order).
+Neighbour reuse (Verlet skin, :class:`tfpot.graph.SkinNeighborList`): the pair list is built at
+``cutoff + skin`` and kept while no atom has moved more than ``skin / 2`` since the build and the
+cell, pbc and atomic numbers are unchanged; the edge set equals a fresh build's, so results agree
+with :func:`tfpot.predict` to rounding. The model input is assembled by
+:func:`tfpot.graph.graph_fields`, as everywhere else.
 
 Units: positions Å, energy eV, forces eV/Å, stress eV/Å^3 (ASE sign and Voigt order
 xx, yy, zz, yz, xz, xy). Results are float64 numpy arrays whatever the model dtype.
@@ -31,7 +30,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from tfpot import _keys as K
 from tfpot.builder import load_model, resolve_dtype
-from tfpot.graph import neighbor_list
+from tfpot.graph import SkinNeighborList, graph_fields
 from tfpot.model import EnergyModel
 
 ModelLike = Union[EnergyModel, str, os.PathLike]
@@ -70,8 +69,6 @@ class TFPotCalculator(Calculator):
         Calculator.__init__(self, **kwargs)
         self.device = torch.device(device)
         self.dtype = resolve_dtype(dtype)
-        if not (np.isfinite(skin) and skin >= 0):
-            raise ValueError(f"skin must be a finite number >= 0 Å (got {skin})")
         if not (np.isfinite(min_distance) and min_distance >= 0):
             raise ValueError(f"min_distance must be a finite number >= 0 Å (got {min_distance})")
         self.skin = float(skin)
@@ -92,9 +89,8 @@ class TFPotCalculator(Calculator):
         self._supported = np.zeros(119, dtype=bool)
         self._supported[self.species] = True
         self._want_stress = False
-        self.n_builds = 0
+        self.neighbors = SkinNeighborList(self.cutoff, self.skin, self.device)
         self.n_calls = 0
-        self._reset_neighbors()
         self._numbers: Optional[np.ndarray] = None
 
     # ------------------------------------------------------------------------------------------
@@ -103,17 +99,14 @@ class TFPotCalculator(Calculator):
                 f"cutoff={self.cutoff} Å, skin={self.skin} Å, dtype={str(self.dtype)[6:]}, "
                 f"device={self.device})")
 
+    @property
+    def n_builds(self) -> int:
+        """Neighbour-list builds so far."""
+        return self.neighbors.n_builds
+
     def reset(self) -> None:
         Calculator.reset(self)
-        self._reset_neighbors()
-
-    def _reset_neighbors(self) -> None:
-        self._nl_pos: Optional[np.ndarray] = None
-        self._nl_cell: Optional[np.ndarray] = None
-        self._nl_pbc: Optional[np.ndarray] = None
-        self._nl_numbers: Optional[np.ndarray] = None
-        self._nl_edges: Optional[torch.Tensor] = None
-        self._nl_shifts: Optional[torch.Tensor] = None
+        self.neighbors.reset()
 
     def check_state(self, atoms: Atoms, tol: float = 1e-15) -> List[str]:
         """What changed since the last calculation, among positions, numbers, cell and pbc.
@@ -173,32 +166,6 @@ class TFPotCalculator(Calculator):
             f"units or cell)")
 
     # ------------------------------------------------------------------------------------------
-    # neighbours
-    def _needs_rebuild(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray,
-                       numbers: np.ndarray) -> bool:
-        if self._nl_pos is None or self._nl_pos.shape != positions.shape:
-            return True
-        if not (np.array_equal(cell, self._nl_cell) and np.array_equal(pbc, self._nl_pbc)
-                and np.array_equal(numbers, self._nl_numbers)):
-            return True
-        if self.skin == 0.0:
-            return not np.array_equal(positions, self._nl_pos)
-        disp = positions - self._nl_pos
-        max_d2 = float(np.einsum("ij,ij->i", disp, disp).max()) if len(disp) else 0.0
-        return max_d2 > (0.5 * self.skin) ** 2
-
-    def _build(self, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray,
-               numbers: np.ndarray) -> None:
-        nl = neighbor_list(positions, self.cutoff + self.skin, cell, pbc)
-        self._nl_edges = torch.as_tensor(nl.edge_index, dtype=torch.long, device=self.device)
-        self._nl_shifts = torch.as_tensor(nl.shifts, dtype=torch.float64, device=self.device)
-        self._nl_pos = positions.copy()
-        self._nl_cell = cell.copy()
-        self._nl_pbc = pbc.copy()
-        self._nl_numbers = numbers.copy()
-        self._cell_t = torch.as_tensor(cell, dtype=torch.float64, device=self.device).unsqueeze(0)
-        self.n_builds += 1
-
     def graph(self, atoms: Atoms) -> Dict[str, torch.Tensor]:
         """The model input for ``atoms`` (keys of :mod:`tfpot._keys`), using the skin list.
 
@@ -210,26 +177,13 @@ class TFPotCalculator(Calculator):
         numbers = np.asarray(atoms.numbers)
         self._check_numbers(numbers)
         self._check_finite(positions, cell)
-        if self._needs_rebuild(positions, cell, pbc, numbers):
-            self._build(positions, cell, pbc, numbers)
-        pos_t = torch.as_tensor(positions, device=self.device)
-        edges, shifts = self._nl_edges, self._nl_shifts
-        if edges.shape[1] > 0:
-            vec = pos_t[edges[1]] - pos_t[edges[0]] + shifts
-            d2 = (vec * vec).sum(-1)
-            if self.skin > 0.0:
-                keep = d2 < self.cutoff * self.cutoff
-                edges, shifts, d2 = edges[:, keep], shifts[keep], d2[keep]
-            if d2.numel() > 0 and bool((d2 < self.min_distance ** 2).any()):
-                raise self._overlap_error(d2, edges, shifts)
-        return {
-            K.POSITIONS: pos_t,
-            K.ATOMIC_NUMBERS: self._numbers_t,
-            K.EDGE_INDEX: edges,
-            K.SHIFTS: shifts,
-            K.CELL: self._cell_t,
-            K.BATCH: self._batch_t,
-        }
+        edges, shifts, d2 = self.neighbors.pairs(positions, cell, pbc, numbers)
+        if d2.numel() > 0 and bool((d2 < self.min_distance ** 2).any()):
+            raise self._overlap_error(d2, edges, shifts)
+        graph = graph_fields(positions, self._numbers_t, cell, pbc, edges, shifts,
+                             torch.float64, self.device)
+        graph[K.BATCH] = self._batch_t
+        return graph
 
     # ------------------------------------------------------------------------------------------
     def calculate(self, atoms: Optional[Atoms] = None, properties: Sequence[str] = ("energy",),

@@ -20,6 +20,7 @@ Typical use::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -33,7 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
+import torch
+
 from tfpot.errors import TfpotError
+from tfpot.progress import Spinner
 
 PLUGIN_NAME = "tfpotplugin.so"  # what `plugin load` names: a small loader (no libtorch)
 PAIR_LIBRARY = "tfpot_pair.so"  # the pair style and libtorch, loaded by it with RTLD_DEEPBIND
@@ -195,8 +199,6 @@ def find_lammps() -> LammpsInstall:
 
 
 def _torch_paths():
-    import torch
-
     root = Path(torch.__file__).resolve().parent
     includes = [root / "include", root / "include" / "torch" / "csrc" / "api" / "include"]
     lib = root / "lib"
@@ -277,7 +279,7 @@ def _source_hash(config: dict) -> str:
 
 
 def build_plugin(build_dir: Union[str, Path, None] = None, verbose: bool = False,
-                 force: bool = False) -> Path:
+                 force: bool = False, progress: bool = False) -> Path:
     """Compile ``tfpotplugin.so`` (pair_style tfpot) if needed and return its absolute path.
 
     Two files are built side by side: ``tfpotplugin.so``, the small library LAMMPS loads, and
@@ -293,6 +295,8 @@ def build_plugin(build_dir: Union[str, Path, None] = None, verbose: bool = False
         build_dir: output folder (created); default :func:`default_build_dir`.
         verbose: print the compiler command lines and output.
         force: rebuild even when the cache is current.
+        progress: when it compiles, say so on stderr (with a spinner on a terminal): the
+            build takes ~30-60 s.
 
     Returns:
         Absolute path of ``tfpotplugin.so``; load it with ``plugin load PATH``.
@@ -317,7 +321,9 @@ def build_plugin(build_dir: Union[str, Path, None] = None, verbose: bool = False
         except (OSError, ValueError):
             pass
 
-    with tempfile.TemporaryDirectory(prefix="build-", dir=build_dir) as tmp:
+    announce = Spinner(f"tfpot: compiling the LAMMPS plugin into {build_dir} (once, ~30-60 s)") \
+        if progress else contextlib.nullcontext()
+    with announce, tempfile.TemporaryDirectory(prefix="build-", dir=build_dir) as tmp:
         tmp = Path(tmp)
         objects = _compile(config, SOURCES, tmp, verbose)
         pair_tmp = _link(config, [objects[s] for s in PAIR_SOURCES], tmp / PAIR_LIBRARY,

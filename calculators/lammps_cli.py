@@ -1,14 +1,18 @@
-"""``tfpot lammps build``: compile the LAMMPS pair-style plugin and print how to load it."""
+"""``tfpot lammps build``: compile the LAMMPS pair-style plugin and print how to load it.
+
+stdout gets one line, ``plugin load /abs/path/tfpotplugin.so`` (scripts take the path from it);
+while it compiles (~30-60 s, once), a message and a spinner go to stderr."""
 
 from __future__ import annotations
 
 import argparse
 
+from tfpot.calculators.lammps_build import build_plugin
+
 
 def _build(args: argparse.Namespace) -> int:
-    from tfpot.calculators.lammps_build import build_plugin
-
-    path = build_plugin(build_dir=args.build_dir, verbose=args.verbose, force=args.force)
+    path = build_plugin(build_dir=args.build_dir, verbose=args.verbose, force=args.force,
+                        progress=True)
     print(f"plugin load {path}")
     return 0
 

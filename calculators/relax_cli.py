@@ -9,15 +9,19 @@ its energy, forces (and stress). Exit code 0 when converged, 1 when not (or on b
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
+import ase.io
 import numpy as np
+from ase import optimize, units
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.filters import FrechetCellFilter
 
-from tfpot.calculators.md_cli import _positive, add_model_arguments, load_structure_and_calculator
-from tfpot.errors import TfpotError
+from tfpot.calculators.md_cli import (_positive, add_engine_parser, first_evaluation,
+                                      load_structure_and_calculator)
+from tfpot.errors import InputError, TfpotError
 
 OPTIMIZERS = ("BFGS", "FIRE", "LBFGS")
 
@@ -32,15 +36,13 @@ def relax(atoms, fmax: float = 0.05, steps: int = 1000, optimizer: str = "BFGS",
         steps taken, and the final max force of the optimised object (with ``cell``: the
         filter's generalised forces, which include stress x volume).
     """
-    from ase import optimize, units
-
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS} (got {optimizer!r})")
+        raise InputError(f"optimizer must be one of {OPTIMIZERS} (got {optimizer!r})")
     target = atoms
     if cell:
         if not np.all(atoms.pbc):
-            raise ValueError(f"--cell needs a cell periodic in 3D (pbc={atoms.pbc.tolist()})")
-        from ase.filters import FrechetCellFilter
+            raise InputError(f"--cell needs a cell periodic in 3D (pbc={atoms.pbc.tolist()}); "
+                             f"relax the positions of a molecule without --cell")
 
         target = FrechetCellFilter(atoms, scalar_pressure=pressure_GPa * units.GPa)
     opt = getattr(optimize, optimizer)(target, trajectory=trajectory, logfile=logfile)
@@ -51,22 +53,19 @@ def relax(atoms, fmax: float = 0.05, steps: int = 1000, optimizer: str = "BFGS",
 
 
 def run_relax(args: argparse.Namespace) -> int:
-    import ase.io
-    from ase.calculators.singlepoint import SinglePointCalculator
-
+    atoms, calc = load_structure_and_calculator(args)
+    first_evaluation(atoms, Path(args.structure))
+    e0 = atoms.get_potential_energy()
+    t0 = time.perf_counter()
     try:
-        atoms, calc = load_structure_and_calculator(args)
-        e0 = atoms.get_potential_energy()
-        t0 = time.perf_counter()
         converged, nsteps, fmax = relax(atoms, fmax=args.fmax, steps=args.steps,
                                         optimizer=args.optimizer, cell=args.cell,
                                         pressure_GPa=args.pressure, trajectory=args.traj,
                                         logfile="-" if args.verbose else None)
-    except TfpotError:  # a bad model file: tfpot's one-line error (tfpot.cli)
-        raise
-    except ValueError as e:
-        print(f"tfpot relax: error: {e}", file=sys.stderr)
-        return 1
+    except ValueError as e:  # e.g. atoms overlapping during the relaxation
+        if isinstance(e, TfpotError):
+            raise
+        raise TfpotError(f"{args.structure}: relaxation stopped: {e}") from e
     wall = time.perf_counter() - t0
     e1 = atoms.get_potential_energy()
     out = Path(args.output)
@@ -89,17 +88,14 @@ def run_relax(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add ``tfpot relax STRUCTURE MODEL [--fmax] [--cell] [--optimizer] [-o out.xyz]``."""
-    p = subparsers.add_parser(
-        "relax", help="geometry / cell optimisation in ASE with a tfpot model",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_model_arguments(p)
+    p = add_engine_parser(subparsers, "relax",
+                          "geometry / cell optimisation in ASE with a tfpot model", __doc__)
     p.add_argument("--fmax", type=_positive(float), default=0.05,
                    help="force convergence threshold, eV/Å (default: 0.05)")
     p.add_argument("--cell", action="store_true",
                    help="relax the cell too (FrechetCellFilter; needs 3D periodicity)")
-    p.add_argument("--pressure", type=float, default=0.0, help="target pressure with --cell, GPa")
+    p.add_argument("--pressure", type=float, default=0.0,
+                   help="target pressure with --cell, GPa (default: 0; same unit as tfpot md)")
     p.add_argument("--optimizer", default="BFGS", choices=OPTIMIZERS, help="default: BFGS")
     p.add_argument("--steps", type=_positive(int), default=1000, help="maximum steps (default: 1000)")
     p.add_argument("-o", "--output", default="relaxed.xyz", help="output extxyz (default: relaxed.xyz)")

@@ -1,30 +1,16 @@
-"""Shared fixtures: one dtype fixture and the model variants."""
+"""Fixtures shared by every test directory (sub-directories add their own data fixtures)."""
 
 import pytest
 import torch
 
-from helpers import make_model
+pytest_plugins = ["pytester"]  # tests/testing runs the model contract on broken models
 
 
-@pytest.fixture(params=[torch.float64, torch.float32], ids=["float64", "float32"])
-def dtype(request):
-    return request.param
-
-
-VARIANTS = {
-    "mlp": dict(message="mlp", parity="equivariant"),
-    "attention": dict(message="attention", parity="equivariant"),
-    "mlp-average": dict(message="mlp", parity="average"),
-}
-
-
-@pytest.fixture(params=sorted(VARIANTS))
-def variant(request):
-    """Model variants every contract test runs on: both message functions with the one-pass
-    Z2-equivariant networks (the default), and the mirror-averaged MLP model."""
-    return VARIANTS[request.param]
-
-
-@pytest.fixture
-def model64():
-    return make_model()
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Torch with one thread for the whole session: fastest on a shared 2-core machine, the same
+    for every test, and already in place when session fixtures (trained models) start."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

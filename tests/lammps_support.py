@@ -43,8 +43,8 @@ def small_model(dtype: str = "float64", num_layers: int = 2, parity: str = "equi
                               num_layers=num_layers, reps="8x0+4x1+2x2", hidden=16, lmax=2,
                               ps_channels=4, num_basis=4, parity=parity).eval()
     with torch.no_grad():
-        model.energy_scale.fill_(300.0)
-        model.atomic_reference.copy_(torch.tensor([-3.7, -4.4, -3.4, -1.1, -1.3, -1.9]))
+        model.readout.energy_scale.fill_(300.0)
+        model.readout.atomic_reference.copy_(torch.tensor([-3.7, -4.4, -3.4, -1.1, -1.3, -1.9]))
     return model
 
 
@@ -61,10 +61,10 @@ class StandInModule(torch.nn.Module):
 def export_standin(path: Path, metadata: Dict | None = None, with_metadata: bool = True) -> Path:
     """Write a stand-in export whose metadata is format 2 unless ``metadata`` overrides keys."""
     module = torch.jit.script(StandInModule())
-    meta = {"format": "tfpot-lammps", "format_version": 2, "species": list(SPECIES),
-            "cutoff": CUTOFF, "num_hops": 2, "ghost_cutoff": 2 * CUTOFF, "num_stages": 2,
-            "state_widths": [48], "units": "metal", "dtype": "float64",
-            "tfpot_version": "stand-in"}
+    from tfpot.export import lammps_metadata
+
+    meta = lammps_metadata(SPECIES, CUTOFF, 2, "float64", 2, 48)  # the keys tfpot.export writes
+    meta["tfpot_version"] = "stand-in"
     meta.update(metadata or {})
     extra = {"metadata.json": json.dumps(meta)} if with_metadata else {}
     torch.jit.save(module, str(path), _extra_files=extra)

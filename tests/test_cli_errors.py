@@ -25,14 +25,6 @@ from helpers import flip_bit, flip_bit_in_zip_entry
 E0 = [-13.6123, -1029.4567, -2041.789]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def frames():
     return read_structures(demo_dataset_path())[:40]
@@ -59,7 +51,7 @@ def model_file(tmp_path):
     m = tfpot.build_model(["H", "C", "O"], cutoff=4.0, preset="small", hidden=16,
                           reps="8x0+2x1+1x2", seed=0)
     with torch.no_grad():
-        m.atomic_reference.copy_(torch.tensor(E0, dtype=torch.float64))
+        m.readout.atomic_reference.copy_(torch.tensor(E0, dtype=torch.float64))
     path = tmp_path / "model.pt"
     m.save(path)
     return path
@@ -157,8 +149,8 @@ def test_nonfinite_predictions(tmp_path, capsys):
     path = tmp_path / "huge.pt"
     m = tfpot.build_model(["H", "C", "O"], cutoff=4.0, preset="small", hidden=16)
     with torch.no_grad():
-        m.energy_scale.fill_(1e308)                       # finite, but predictions overflow
-        m.energy_shift.fill_(1e308)
+        m.readout.energy_scale.fill_(1e308)                       # finite, but predictions overflow
+        m.readout.energy_shift.fill_(1e308)
     m.save(path)
     check(*run(capsys, ["eval", path, "tfpot:demo"], tmp_path),
           "tfpot eval: error: {tmp}/huge.pt: predictions on ethanol_gfn2.npz are not finite "
@@ -167,9 +159,9 @@ def test_nonfinite_predictions(tmp_path, capsys):
     water = tmp_path / "water.xyz"
     ase.io.write(water, Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]))
     check(*run(capsys, ["md", water, path, "--steps", "2"], tmp_path),
-          "tfpot md: error: TFPotCalculator: the model's energy, free_energy are not finite for "
-          "this structure; the model file is broken or the structure lies far outside its "
-          "training data")
+          "tfpot md: error: {tmp}/water.xyz: TFPotCalculator: the model's energy, free_energy "
+          "are not finite for this structure; the model file is broken or the structure lies far "
+          "outside its training data")
 
 
 def stale(path):

@@ -3,14 +3,14 @@
 Runs only where CUDA is available (the project's CPU machines skip it, stating why).
 """
 
-import numpy as np
 import pytest
 import torch
 
-import tfpot
+from tfpot.diagnostics import gate_statistics
 from tfpot.graph import atoms_to_graph
+from tfpot.testing.structures import ethanol, triclinic_cu
 
-from helpers import make_model, triclinic_cu
+from helpers import make_model
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
@@ -34,9 +34,6 @@ def test_cuda_matches_cpu_float64(scripted):
 def test_gate_statistics_report():
     # diagnostics: fractions sum to one; on ethanol most frames are (partly) open at
     # initialisation (gate_range (0.05, 0.3)) and the frame path carries energy
-    from tfpot.diagnostics import gate_statistics
-    from helpers import ethanol
-
     stats = gate_statistics(make_model(), [ethanol()])
     total = stats["fraction_closed"] + stats["fraction_partial"] + stats["fraction_open"]
     assert abs(total - 1.0) < 1e-12

@@ -9,8 +9,9 @@ from tfpot.frames import smoothstep_c2
 from tfpot.graph import atoms_to_graph
 from tfpot.diagnostics import local_frames
 from tfpot.testing import random_orthogonal, transform_atoms
+from tfpot.testing.structures import ethanol
 
-from helpers import ethanol, make_model
+from helpers import make_model
 
 
 def test_frames_rotate_with_the_structure_float64():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from tfpot.graph import atoms_to_graph, neighbor_list
+from tfpot.graph import SkinNeighborList, atoms_to_graph, neighbor_list
 
 EDGE = 1e-9  # Å: pairs this close to the cutoff may go either way
 
@@ -33,7 +33,6 @@ def brute_force(positions, cutoff, cell, pbc):
         else:
             reps.append(range(0, 1))
     found, ambiguous = {}, set()
-    n = len(positions)
     for S in itertools.product(*reps):
         shift = np.asarray(S, float) @ cell
         d = positions[None, :, :] - positions[:, None, :] + shift  # (i, j, 3)
@@ -134,3 +133,50 @@ def test_far_apart_molecule_has_no_edges_and_atoms_to_graph_shapes():
     g = atoms_to_graph(atoms, cutoff=5.0)
     assert g["edge_index"].shape == (2, 0)
     assert g["cell"].shape == (1, 3, 3) and g["pbc"].shape == (1, 3)
+
+
+def test_skin_list_gives_the_fresh_pairs_in_the_same_order():
+    # a random walk of a periodic cell: at every step the skin list's pairs (and their order)
+    # equal a fresh neighbor_list's, with far fewer builds
+    rng = np.random.default_rng(5)
+    cell = random_triclinic(rng, 4.0)
+    pos = rng.random((10, 3)) @ cell
+    skin = SkinNeighborList(3.0, 0.6)
+    numbers = np.full(10, 29)
+    for _ in range(40):
+        pos = pos + 0.03 * rng.standard_normal(pos.shape)
+        edges, shifts, d2 = skin.pairs(pos, cell, (True, True, True), numbers)
+        fresh = neighbor_list(pos, 3.0, cell, (True, True, True))
+        assert np.array_equal(edges.numpy(), fresh.edge_index)
+        assert np.allclose(shifts.numpy(), fresh.shifts, rtol=0, atol=1e-12)
+        vec = pos[fresh.edge_index[1]] - pos[fresh.edge_index[0]] + fresh.shifts
+        assert np.allclose(d2.numpy(), (vec * vec).sum(1), rtol=0, atol=1e-12)
+    assert 1 < skin.n_builds < 20, skin.n_builds
+    # any change of cell, pbc or numbers rebuilds
+    before = skin.n_builds
+    skin.pairs(pos, cell * 1.01, (True, True, True), numbers)
+    assert skin.n_builds == before + 1
+
+
+def test_one_builder_behind_prediction_calculator_and_data_pipeline():
+    # atoms_to_graph (tfpot.predict), the ASE calculator's skin list and the data pipeline
+    # (PyG Data -> Batch -> model_inputs) give the model the same tensors, bit for bit
+    import torch
+    from torch_geometric.data import Batch
+
+    from tfpot.calculators import TFPotCalculator
+    from tfpot.data.datasets import atoms_to_data, model_inputs
+
+    from helpers import make_model
+    from tfpot.testing.structures import triclinic_cu
+
+    atoms = triclinic_cu()
+    model = make_model()
+    direct = atoms_to_graph(atoms, model.cutoff)
+    calc = TFPotCalculator(model, skin=0.5)
+    calc.get_potential_energy(atoms)  # builds with the skin, then filters to the cutoff
+    via_calc = calc.graph(atoms)
+    via_data = model_inputs(Batch.from_data_list([atoms_to_data(atoms, model.cutoff)]))
+    for key in ("pos", "atomic_numbers", "edge_index", "shifts", "cell", "batch"):
+        assert torch.equal(via_calc[key], direct[key]), key
+        assert torch.equal(via_data[key], direct[key]), key

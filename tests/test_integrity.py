@@ -26,8 +26,8 @@ def model_with_e0():
     m = tfpot.build_model(["H", "C", "O"], cutoff=4.0, preset="small", hidden=16,
                           reps="8x0+2x1+1x2", seed=0)
     with torch.no_grad():
-        m.atomic_reference.copy_(torch.tensor(E0, dtype=torch.float64))
-        m.energy_scale.fill_(0.123456789)
+        m.readout.atomic_reference.copy_(torch.tensor(E0, dtype=torch.float64))
+        m.readout.energy_scale.fill_(0.123456789)
     return m
 
 
@@ -84,7 +84,7 @@ def test_model_file_checksum(tmp_path):
     assert payload["checksum"].startswith("sha256:")
     assert verify_payload(payload, path, "model file", "-") == VERIFIED
     loaded = tfpot.load_model(path)                          # negative control: intact loads
-    assert loaded.atomic_reference.tolist() == E0
+    assert loaded.readout.atomic_reference.tolist() == E0
 
     flip_bit(path, e0_bytes(), bit=3)                        # one bit of E0 on disk
     with pytest.raises(FileIntegrityError) as err:
@@ -120,7 +120,7 @@ def test_model_file_without_checksum_loads(tmp_path):
     del payload["checksum"]
     torch.save(payload, path)
     assert verify_payload(payload, path, "model file", "-") == UNVERIFIED
-    assert tfpot.load_model(path).atomic_reference.tolist() == E0
+    assert tfpot.load_model(path).readout.atomic_reference.tolist() == E0
 
 
 def test_model_file_with_nan_weights_refused(tmp_path):

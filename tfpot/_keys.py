@@ -23,9 +23,9 @@ ENERGY: Final[str] = "energy"  # (G,) float64 | total energy, eV
 ATOMIC_ENERGIES: Final[str] = "energies"  # (N,) float64 | per-atom energy, eV
 FORCES: Final[str] = "forces"  # (N, 3) float | -dE/dpos, eV/Å
 VIRIAL: Final[str] = "virial"  # (G, 3, 3) float | -dE/d(strain), eV
-STRESS: Final[str] = "stress"  # (G, 3, 3) float | (1/V) dE/d(strain), eV/Å^3 (ASE sign)
+STRESS: Final[str] = "stress"  # (G, 3, 3) float64 | (1/V) dE/d(strain), eV/Å^3 (ASE sign), 0 if V = 0
 
-# Masks for targets that only some structures of a data set have (tfpot.data.graphs pads the
+# Masks for targets that only some structures of a data set have (tfpot.data.datasets pads the
 # missing ones with zeros): False where the stored target is padding.
 HAS_ENERGY: Final[str] = "has_energy"  # (G,) bool
 HAS_FORCES: Final[str] = "has_forces"  # (G,) bool

@@ -15,7 +15,7 @@ import importlib
 import sys
 from typing import List, Optional
 
-from tfpot import __version__
+from tfpot._version import __version__
 from tfpot.errors import TfpotError
 
 # (sub-command, module that registers it)

@@ -10,7 +10,9 @@ import torch
 from ase import Atoms
 
 from tfpot import _keys as K
+from tfpot.builder import model_from_config
 from tfpot.graph import atoms_to_graph
+from tfpot.inference import predict
 from tfpot.model import EnergyModel
 
 
@@ -19,11 +21,8 @@ def local_frames(model: EnergyModel, atoms: Atoms) -> Tuple[torch.Tensor, torch.
     """Frames (N, 3, 3), rows = local axes, and gates (N,) in [0, 1] the model builds for
     ``atoms`` (gate 1: frame fully used, 0: frame-free)."""
     g = atoms_to_graph(atoms, model.cutoff)
-    ei = g[K.EDGE_INDEX]
-    vec = (g[K.POSITIONS][ei[1]] - g[K.POSITIONS][ei[0]] + g[K.SHIFTS]).to(model.embedding.weight.dtype)
-    r = vec.norm(dim=-1)
     species = model.species_index(g[K.ATOMIC_NUMBERS])
-    return model.frames(species, model.rbf(r), model.envelope(r), vec / r[:, None], ei[0], ei[1])
+    return model.local_frames(g[K.POSITIONS], species, g[K.EDGE_INDEX], g[K.SHIFTS])
 
 
 def frame_gates(model: EnergyModel, atoms: Atoms) -> np.ndarray:
@@ -35,11 +34,8 @@ def gate_statistics(model: EnergyModel, structures: Iterable[Atoms]) -> Dict[str
     """Fractions of atoms with closed (g = 0), partial (0 < g < 1) and open (g = 1) gates, and the
     mean |E_frames - E_frame-free| per atom: the energy the frame path carries, measured by
     evaluating the same weights with every gate forced closed."""
-    from tfpot.inference import predict
-
-    closed_model = EnergyModel(model.species, **{k: v for k, v in model.config.items()
-                                                 if k not in ("species", "gate_range")},
-                               gate_range=(1e6, 2e6)).to(model.embedding.weight.dtype)
+    closed_model = model_from_config({**model.config, "gate_range": (1e6, 2e6)})
+    closed_model = closed_model.to(model.embedding.weight.dtype)
     closed_model.load_state_dict(model.state_dict())
     closed_model.eval()
     gates, diffs = [], []

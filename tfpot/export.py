@@ -39,16 +39,18 @@ from __future__ import annotations
 import copy
 import json
 import os
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from tfpot import __version__
+from tfpot._version import __version__
 from tfpot.atomic_io import atomic_path
 from tfpot.builder import load_model, resolve_dtype
-from tfpot.errors import FileIntegrityError, short_reason
+from tfpot.energy_derivatives import energy_gradients
+from tfpot.errors import FileIntegrityError, TfpotError, short_reason
 from tfpot.integrity import CHECKSUM_KEY, export_digest, verify_export
+from tfpot.legacy_average import MirrorAveragedEnergyModel
 from tfpot.model import EnergyModel
 
 EXPORT_FORMAT = "tfpot-lammps"
@@ -70,39 +72,47 @@ class LocalEnergyModel(nn.Module):
         pos = pos.detach().requires_grad_(True)
         shifts = torch.zeros(edge_index.shape[1], 3, dtype=pos.dtype, device=pos.device)
         e_atom = self.model.atomic_energies(pos, species, edge_index, shifts)
-        e_atom = e_atom + self.model.atomic_reference[species]
         energy = e_atom[:nlocal].sum()
-        grads = torch.autograd.grad([energy], [pos], allow_unused=True)
-        g = grads[0]
-        if g is None:
-            g = torch.zeros_like(pos)
-        return energy.detach(), e_atom.detach(), -g
+        forces, _ = energy_gradients(energy, pos, None, False)
+        return energy.detach(), e_atom.detach(), forces
 
     @torch.jit.export
     def stage(self, t: int, vec: Tensor, species: Tensor, edge_index: Tensor, nlocal: int,
               state: Tensor) -> Tensor:
-        """Stage ``t`` for the owned atoms (see the module docstring); E0 joins the last one."""
-        out = self.model.stage(t, vec, species, edge_index, nlocal, state)
-        if t == self.model.num_layers - 1:
-            out = out + self.model.atomic_reference[species[:nlocal]]
-        return out
+        """Stage ``t`` for the owned atoms (see the module docstring); the last one's energies
+        are final (the model's readout adds E0)."""
+        return self.model.stage(t, vec, species, edge_index, nlocal, state)
 
 
-def export_metadata(model: EnergyModel, dtype: torch.dtype) -> Dict[str, Any]:
+def lammps_metadata(species: Sequence[int], cutoff: float, num_hops: int,
+                    dtype: Union[str, torch.dtype], num_stages: int,
+                    state_width: int) -> Dict[str, Any]:
+    """The ``metadata.json`` of an export, as the LAMMPS plugin reads it (pair_tfpot.cpp).
+
+    Args: atomic numbers in the module's species order, cutoff (Å), reach in cutoffs, dtype of
+    the module's parameters, stages of :meth:`~tfpot.model.EnergyModel.stage` (the layers) and
+    numbers per atom in the state handed between them.
+    """
     return {
         "format": EXPORT_FORMAT,
         "format_version": EXPORT_FORMAT_VERSION,
-        "species": list(model.species),
-        "cutoff": float(model.cutoff),
-        "num_hops": int(model.num_hops),
-        "ghost_cutoff": float(model.num_hops * model.cutoff),
-        "num_stages": int(model.num_layers),
-        "state_widths": [int(model.state_width)] * (model.num_layers - 1),
+        "species": [int(z) for z in species],
+        "cutoff": float(cutoff),
+        "num_hops": int(num_hops),
+        "ghost_cutoff": float(num_hops * cutoff),
+        "num_stages": int(num_stages),
+        "state_widths": [int(state_width)] * (int(num_stages) - 1),
         "units": "metal",
         "dtype": str(dtype).replace("torch.", ""),
         "tfpot_version": __version__,
         "torch_version": torch.__version__.split("+")[0],
     }
+
+
+def export_metadata(model: EnergyModel, dtype: torch.dtype) -> Dict[str, Any]:
+    """:func:`lammps_metadata` of ``model`` exported with parameters in ``dtype``."""
+    return lammps_metadata(model.species, model.cutoff, model.num_hops, dtype, model.num_layers,
+                           model.state_width)
 
 
 def export_model(model: Union[EnergyModel, str, os.PathLike], path: Union[str, os.PathLike],
@@ -113,6 +123,9 @@ def export_model(model: Union[EnergyModel, str, os.PathLike], path: Union[str, o
     """
     if not isinstance(model, EnergyModel):
         model = load_model(model)
+    if isinstance(model, MirrorAveragedEnergyModel):
+        raise TfpotError("model file from tfpot < 0.2 (parity='average'): LAMMPS export needs a "
+                         "model trained with tfpot >= 0.2; retrain")
     # a copy: Module.to() and eval() work in place, and the caller's model must stay as it was
     model = copy.deepcopy(model)
     if dtype is not None:

@@ -6,6 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from tfpot.atomic_io import remove_stale_temp_files
+from tfpot.export import export_model
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("export", help="export a model to TorchScript for LAMMPS",
@@ -18,9 +21,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tfpot.atomic_io import remove_stale_temp_files
-    from tfpot.export import export_model
-
     output = Path(args.output)
     for path in remove_stale_temp_files(output.parent, name=output.name):
         print(f"removed {path}: the temporary file of an interrupted export")

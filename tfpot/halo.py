@@ -7,8 +7,9 @@ layer t+1, and the last stage adds the readout. Between stages every atom carrie
 
     state_i = [ s_i (mul0) | V_i (mul1 x 3) | T_i (mul2 x 3 x 3) | L_i (3 x 3) | g_i ]
 
-(with ``parity="average"`` the mirror pass's ``s, V, T`` follow the first ones: two copies), all
-expressed in atom i's own frame, so invariant: an engine with domain decomposition (LAMMPS)
+(with ``mirrored=True`` a mirror pass's ``s, V, T`` would follow the first ones: two copies; the
+models of tfpot >= 0.2 have one pass, and the mirror-averaged models of tfpot < 0.2 are not
+exported), all expressed in atom i's own frame, so invariant: an engine with domain decomposition (LAMMPS)
 copies the owners' rows verbatim to their ghost atoms (forward communication) and sums the
 ghosts' gradients back into the owners (reverse communication). In one process every atom is
 owned and nothing is copied.

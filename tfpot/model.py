@@ -11,32 +11,34 @@ Exact reflection invariance: frames are proper rotations, so for the mirror imag
 ``L -> diag(-1,-1,1) L``: local directions flip their third component and ``U -> P U P`` with
 ``P = diag(1,1,-1)``. With ``parity="equivariant"`` (the default) every network maps even numbers
 under this flip to even and odd to odd (:mod:`tfpot.nn.parity`), so the scalar energy is exactly
-invariant from one pass. With ``parity="average"`` each atom's energy is the mean over X and -X
-(unconstrained networks; the mirror pass reuses the frames and runs in the same batch, at twice
-the cost).
+invariant from one pass. ``parity="none"`` gives plain networks (SO(3) only); the mirror average
+of such a model, the ``"average"`` mode of tfpot < 0.2, is :mod:`tfpot.legacy_average`.
 
 Units: positions Å, energies eV, forces eV/Å, stress eV/Å^3, virial eV.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+import os
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from tfpot import _keys as K
+from tfpot.energy_derivatives import apply_strain, energy_gradients, stress_from_virial
 from tfpot.frames import LocalFrames
-from tfpot.halo import owned_rows, pack_state, state_width, unpack_state
-from tfpot.nn.messages import MESSAGES, PARITY_MESSAGES
+from tfpot.geometry import EdgeGeometry, edge_geometry, edge_vectors_geometry
+from tfpot.halo import pack_state, state_width, unpack_state
+from tfpot.hyperparameters import ModelHyperparameters
+from tfpot.model_file import save_model
+from tfpot.nn.messages import MESSAGES
 from tfpot.nn.mlp import MLP
 from tfpot.nn.power_spectrum import AngularPowerSpectrum
 from tfpot.nn.radial import BesselBasis, PolynomialEnvelope
-from tfpot.nn.tensor_frame_conv import ParityTensorFrameConv, TensorFrameConv
-from tfpot.reps import TensorReps
-
-PARITY_MODES = ("equivariant", "average", "none")
-
+from tfpot.nn.readout import EnergyReadout
+from tfpot.nn.tensor_frame_conv import FrameEdges, TensorFrameConv
+from tfpot.state_dict_upgrade import upgrade_state_dict
 
 class EnergyModel(nn.Module):
     """Tensor-frame interatomic potential.
@@ -44,18 +46,8 @@ class EnergyModel(nn.Module):
     Args:
         species: atomic numbers the model knows, in the model's own order.
         cutoff: radial cutoff, Å.
-        reps: feature multiplicities, e.g. ``"64x0+16x1+4x2"``.
-        num_layers: message-passing layers (the receptive field is ``num_layers * cutoff``).
-        num_basis: Bessel radial basis size.
-        hidden: MLP width.
-        message: ``"mlp"`` or ``"attention"``.
-        lmax: power-spectrum angular order; ps_channels: its radial channels.
-        gate_range: frame gate thresholds, see :class:`~tfpot.frames.LocalFrames`.
-        parity: ``"equivariant"`` (exact O(3) invariance from Z2-equivariant networks, one
-            pass; the default), ``"average"`` (exact O(3) invariance by averaging each atom's
-            energy over the structure and its mirror image: two passes) or ``"none"`` (SO(3)
-            only).
-        avg_num_neighbors: fixed message normalisation.
+        hyperparameters: the architecture (:class:`~tfpot.hyperparameters.ModelHyperparameters`;
+            default: the medium preset).
 
     Inputs: a dict with the keys of :mod:`tfpot._keys` (pos, atomic_numbers, edge_index, shifts,
     batch, and cell for stress). Positions and shifts may be float64 for a float32 model (the
@@ -64,12 +56,11 @@ class EnergyModel(nn.Module):
     ``compute_stress`` virial (G, 3, 3) eV and stress (G, 3, 3) eV/Å^3.
     """
 
-    __jit_ignored_attributes__ = ["config"]
+    __jit_ignored_attributes__ = ["hyperparameters"]
+    __jit_unused_properties__ = ["config"]
 
-    def __init__(self, species: List[int], cutoff: float = 5.0, reps: str = "64x0+16x1+4x2",
-                 num_layers: int = 2, num_basis: int = 8, hidden: int = 64, message: str = "mlp",
-                 lmax: int = 4, ps_channels: int = 8, gate_range: Tuple[float, float] = (0.05, 0.3),
-                 parity: str = "equivariant", avg_num_neighbors: float = 10.0, envelope_p: int = 6):
+    def __init__(self, species: Sequence[int], cutoff: float = 5.0,
+                 hyperparameters: Optional[ModelHyperparameters] = None):
         super().__init__()
         species = [int(z) for z in species]
         if len(species) == 0:
@@ -79,76 +70,56 @@ class EnergyModel(nn.Module):
         for z in species:
             if not 1 <= z <= 118:
                 raise ValueError(f"species must be atomic numbers 1..118 (got {z})")
-        if parity not in PARITY_MODES:
-            raise ValueError(f"parity must be one of {PARITY_MODES} (got {parity!r})")
-        if message not in MESSAGES:
-            raise ValueError(f"message must be one of {sorted(MESSAGES)} (got {message!r})")
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1 (got {num_layers})")
-        reps_ = TensorReps(reps)
-        # Everything needed to rebuild the model; stored in model files.
-        self.config = dict(species=species, cutoff=float(cutoff), reps=str(reps_),
-                           num_layers=int(num_layers), num_basis=int(num_basis), hidden=int(hidden),
-                           message=message, lmax=int(lmax), ps_channels=int(ps_channels),
-                           gate_range=[float(gate_range[0]), float(gate_range[1])], parity=parity,
-                           avg_num_neighbors=float(avg_num_neighbors), envelope_p=int(envelope_p))
+        if not cutoff > 0:
+            raise ValueError(f"cutoff must be positive (got {cutoff})")
+        hp = ModelHyperparameters() if hyperparameters is None else hyperparameters
+        if not isinstance(hp, ModelHyperparameters):
+            raise TypeError(f"hyperparameters must be a ModelHyperparameters (got "
+                            f"{type(hp).__name__}); see tfpot.build_model for keywords")
+        self.hyperparameters = hp
+        reps_ = hp.tensor_reps
+        num_basis, hidden = hp.num_basis, hp.hidden
         self.species: List[int] = species
         self.cutoff = float(cutoff)
-        self.num_layers = int(num_layers)
-        self.parity_average = parity == "average"
-        self.parity_equivariant = parity == "equivariant"
+        self.num_layers = hp.num_layers
         self.mul0, self.mul1, self.mul2 = reps_.muls
         # numbers per atom handed from one stage to the next (see stage() and tfpot.halo)
-        self.state_width = state_width(self.mul0, self.mul1, self.mul2, self.parity_average)
+        self.state_width = state_width(self.mul0, self.mul1, self.mul2, False)
         z_to_index = torch.full((119,), -1, dtype=torch.long)
         z_to_index[torch.tensor(species)] = torch.arange(len(species))
         self.register_buffer("z_to_index", z_to_index)
 
-        self.envelope = PolynomialEnvelope(cutoff, envelope_p)
+        self.envelope = PolynomialEnvelope(cutoff, hp.envelope_p)
         self.rbf = BesselBasis(cutoff, num_basis)
         self.embedding = nn.Embedding(len(species), self.mul0)
-        self.power_spectrum = AngularPowerSpectrum(len(species), num_basis, ps_channels, lmax,
-                                                   norm=avg_num_neighbors)
+        self.power_spectrum = AngularPowerSpectrum(len(species), num_basis, hp.ps_channels,
+                                                   hp.lmax, norm=hp.avg_num_neighbors)
         self.ps_mlp = MLP(self.power_spectrum.out_dim, [hidden], self.mul0)
-        self.frames = LocalFrames(len(species), num_basis, gate_range=gate_range)
+        self.frames = LocalFrames(len(species), num_basis, gate_range=hp.gate_range)
+        equivariant = hp.parity == "equivariant"
         layers = []
-        hidden_odd = max(hidden // 2, 4)
-        for t in range(num_layers):
-            receives = t > 0
-            if self.parity_equivariant:
-                layers.append(self._parity_layer(reps_, num_basis, message, hidden, hidden_odd,
-                                                 avg_num_neighbors, receives))
-                continue
-            edge_dim = num_basis + 3 + ((3 * self.mul1 + 9 * self.mul2) if receives else 0)
-            if message == "mlp":
-                msg = MESSAGES[message](self.mul0, edge_dim, reps_.dim, hidden, avg_num_neighbors)
-            else:
-                msg = MESSAGES[message](self.mul0, edge_dim, reps_.dim, hidden)
-            layers.append(TensorFrameConv(reps_, num_basis, msg, receives_tensors=receives,
-                                          hidden=hidden))
+        for t in range(hp.num_layers):
+            receives = t > 0  # layer 1 sees species only: a layer's reach is one cutoff
+            wiring = TensorFrameConv.wiring(reps_, num_basis, receives, equivariant)
+            message = MESSAGES[hp.message](wiring, hidden, hp.hidden_odd, hp.avg_num_neighbors)
+            layers.append(TensorFrameConv(reps_, num_basis, message, receives, hidden,
+                                          hp.hidden_odd, equivariant))
         self.layers = nn.ModuleList(layers)
-        self.readout = MLP(self.mul0, [hidden], 1)
-        # Per-element reference energies (eV) and the data set's scale/shift, float64.
-        self.register_buffer("atomic_reference", torch.zeros(len(species), dtype=torch.float64))
-        self.register_buffer("energy_scale", torch.ones((), dtype=torch.float64))
-        self.register_buffer("energy_shift", torch.zeros((), dtype=torch.float64))
-        # P U P sign pattern for the mirror pass, P = diag(1, 1, -1).
-        p = torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)
-        self.register_buffer("mirror_vec", p)
-        self.register_buffer("mirror_mat", p.view(3, 1) * p.view(1, 3))
+        self.readout = EnergyReadout(self.mul0, hidden, len(species))
 
-    @staticmethod
-    def _parity_layer(reps: TensorReps, num_basis: int, message: str, hidden: int,
-                      hidden_odd: int, avg_num_neighbors: float, receives: bool) -> nn.Module:
-        w = ParityTensorFrameConv.wiring(reps, num_basis, receives)
-        sizes = (reps.muls[0], w["edge_even_dim"], w["edge_odd_dim"], w["out_even"], w["out_odd"],
-                 hidden, hidden_odd)
-        if message == "mlp":
-            msg = PARITY_MESSAGES[message](*sizes, avg_num_neighbors)
-        else:
-            msg = PARITY_MESSAGES[message](*sizes)
-        return ParityTensorFrameConv(reps, num_basis, msg, receives_tensors=receives,
-                                     hidden=hidden, hidden_odd=hidden_odd)
+    @property
+    def config(self) -> Dict[str, Any]:
+        """Species, cutoff and hyperparameters as plain values: what model files record."""
+        return dict(species=list(self.species), cutoff=self.cutoff,
+                    **self.hyperparameters.to_dict())
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False):
+        """As ``nn.Module.load_state_dict``; also takes the state dicts of tfpot 0.3 (model files,
+        checkpoints), whose renamed entries :func:`~tfpot.state_dict_upgrade.upgrade_state_dict`
+        maps."""
+        return super().load_state_dict(upgrade_state_dict(state_dict, self.state_dict()), strict,
+                                       assign)
 
     @property
     def num_hops(self) -> int:
@@ -162,10 +133,8 @@ class EnergyModel(nn.Module):
         return self.num_layers
 
     @torch.jit.unused
-    def save(self, path) -> None:
-        """Write the model file (atomically); see :func:`tfpot.builder.save_model`."""
-        from tfpot.builder import save_model
-
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write the model file (atomically); see :func:`tfpot.model_file.save_model`."""
         save_model(self, path)
 
     # ----------------------------------------------------------------------------------------
@@ -182,8 +151,22 @@ class EnergyModel(nn.Module):
                              + ") is not in this model's species " + str(self.species))
         return idx
 
-    def atomic_energies(self, pos: Tensor, species: Tensor, edge_index: Tensor, shifts: Tensor) -> Tensor:
-        """Per-atom energies (N,) float64, eV, before the E0 reference is added.
+    def _radial(self, pos: Tensor, edge_index: Tensor,
+                shifts: Tensor) -> Tuple[EdgeGeometry, Tensor, Tensor]:
+        """Edge geometry, radial basis (E, num_basis) and envelope (E,) in the model's dtype."""
+        geometry = edge_geometry(pos, edge_index, shifts, self.embedding.weight.dtype)
+        return geometry, self.rbf(geometry.r), self.envelope(geometry.r)
+
+    def local_frames(self, pos: Tensor, species: Tensor, edge_index: Tensor,
+                     shifts: Tensor) -> Tuple[Tensor, Tensor]:
+        """Frames (N, 3, 3), rows = local axes, and gates (N,) in [0, 1] (1: frame fully used,
+        0: frame-free); ``species`` is the model species index (:meth:`species_index`)."""
+        geometry, rbf, env = self._radial(pos, edge_index, shifts)
+        return self.frames(species, rbf, env, geometry.unit, edge_index[0], edge_index[1])
+
+    def node_scalars(self, pos: Tensor, species: Tensor, edge_index: Tensor,
+                     shifts: Tensor) -> Tensor:
+        """Scalar features (N, mul0) of every atom after the last layer.
 
         Runs the stages of :meth:`stage` in turn with every atom owned, so the Python path and
         the LAMMPS per-layer exchange (which runs the same stages) share one implementation.
@@ -193,9 +176,20 @@ class EnergyModel(nn.Module):
         # exact to their own rounding, whatever the absolute coordinates); stages cast them.
         vec = pos[edge_index[1]] - pos[edge_index[0]] + shifts
         state = torch.zeros(n, 0, dtype=vec.dtype, device=vec.device)
-        for t in range(self.num_layers):
+        for t in range(self.num_layers - 1):
             state = self.stage(t, vec, species, edge_index, n, state)
-        return state
+        return self._stage_features(self.num_layers - 1, vec, species, edge_index, state)[0]
+
+    def atomic_energies(self, pos: Tensor, species: Tensor, edge_index: Tensor,
+                        shifts: Tensor) -> Tensor:
+        """Per-atom energies (N,) float64, eV, final: scale, shift and E0 included.
+
+        Shapes: pos (N, 3) Å, species (N,) model species index, edge_index (2, E), shifts
+        (E, 3) Å. The energy of a structure is their sum; forces and stress are its derivatives
+        (:mod:`tfpot.energy_derivatives`). The same numbers as the last :meth:`stage` with every
+        atom owned.
+        """
+        return self.readout(self.node_scalars(pos, species, edge_index, shifts), species)
 
     def stage(self, t: int, vec: Tensor, species: Tensor, edge_index: Tensor, nlocal: int,
               state: Tensor) -> Tensor:
@@ -204,9 +198,9 @@ class EnergyModel(nn.Module):
         The computation is cut where an atom first needs what its neighbours computed (layer 1
         uses the neighbours' species only; layer t+1 their frames, gates and layer-t features):
 
-            stage 0:  frames, gates, power spectrum of each owned atom, layer 1
+            stage 0:  frames, gates, power spectrum of each atom, layer 1
             stage t:  layer t+1 (0 < t < num_layers), from every atom's stage t-1 state
-            last:     ... then the readout: energies (nlocal,) float64, eV, before E0
+            last:     ... then the readout: energies (nlocal,) float64, eV, final (E0 included)
 
         Every stage but the last returns the owned atoms' state (:mod:`tfpot.halo`). An engine
         with ghost atoms (LAMMPS) copies it to the ghosts before the next stage, so only edges
@@ -222,14 +216,21 @@ class EnergyModel(nn.Module):
             state: (N, state_width) stage t-1 state of every atom; (N, 0) for t = 0.
         """
         n = species.shape[0]
-        mirrored = self.parity_average
+        s, V, T, frames, gate = self._stage_features(t, vec, species, edge_index, state)
+        if t < self.num_layers - 1:
+            return pack_state(s, V, T, frames, gate, n, nlocal, False)
+        return self.readout(s[:nlocal], species[:nlocal])
+
+    def _stage_features(self, t: int, vec: Tensor, species: Tensor, edge_index: Tensor,
+                        state: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """(s, V, T, frames, gate) of every atom after layer t+1 (see :meth:`stage`)."""
+        n = species.shape[0]
         centre = edge_index[0]
         neighbour = edge_index[1]
-        vec = vec.to(self.embedding.weight.dtype)
-        r = torch.sqrt((vec * vec).sum(-1))
-        unit = vec / r.unsqueeze(-1)
-        env = self.envelope(r)
-        rbf = self.rbf(r)
+        geometry = edge_vectors_geometry(vec, self.embedding.weight.dtype)
+        unit = geometry.unit
+        rbf = self.rbf(geometry.r)
+        env = self.envelope(geometry.r)
 
         if t == 0:
             # Layer 1 sees the neighbours' species embeddings only, and the frame-free power
@@ -238,47 +239,36 @@ class EnergyModel(nn.Module):
             frames, gate = self.frames(species, rbf, env, unit, centre, neighbour)
             p = self.ps_mlp(self.power_spectrum(rbf, env, unit, species[neighbour], centre, n))
             s = self.embedding(species)
-            rows = 2 * n if mirrored else n
-            if mirrored:
-                s = torch.cat([s, s], dim=0)
-            V = torch.zeros(rows, self.mul1, 3, dtype=vec.dtype, device=vec.device)
-            T = torch.zeros(rows, self.mul2, 3, 3, dtype=vec.dtype, device=vec.device)
+            V = torch.zeros(n, self.mul1, 3, dtype=unit.dtype, device=unit.device)
+            T = torch.zeros(n, self.mul2, 3, 3, dtype=unit.dtype, device=unit.device)
         else:
-            p = torch.zeros(0, dtype=vec.dtype, device=vec.device)  # (added after layer 1 only)
-            s, V, T, frames, gate = unpack_state(state.to(vec.dtype), self.mul0, self.mul1,
-                                                 self.mul2, mirrored)
+            p = torch.zeros(0, dtype=unit.dtype, device=unit.device)  # (added after layer 1 only)
+            s, V, T, frames, gate = unpack_state(state.to(unit.dtype), self.mul0, self.mul1,
+                                                 self.mul2, False)
 
         # gated local frames; every frame-dependent input carries its gates
         Li = frames[centre]
         local_dir = torch.matmul(Li, unit.unsqueeze(-1)).squeeze(-1) * gate[centre].unsqueeze(-1)
         U = torch.matmul(Li, frames[neighbour].transpose(1, 2))
-        pair_gate = gate[centre] * gate[neighbour]
-        if mirrored:
-            sign_v = self.mirror_vec.to(vec.dtype)
-            sign_m = self.mirror_mat.to(vec.dtype)
-            local_dir = torch.cat([local_dir, local_dir * sign_v], dim=0)
-            U = torch.cat([U, U * sign_m], dim=0)
-            pair_gate = torch.cat([pair_gate, pair_gate], dim=0)
-            rbf = torch.cat([rbf, rbf], dim=0)
-            env = torch.cat([env, env], dim=0)
-            centre = torch.cat([centre, centre + n], dim=0)
-            neighbour = torch.cat([neighbour, neighbour + n], dim=0)
+        edges = FrameEdges(U, local_dir, gate[centre] * gate[neighbour], rbf, env, centre,
+                           neighbour)
         for k, layer in enumerate(self.layers):
             if k == t:
-                s, V, T = layer(s, V, T, U, local_dir, pair_gate, rbf, env, centre, neighbour)
+                s, V, T = layer(s, V, T, edges)
         if t == 0:
-            if mirrored:
-                p = torch.cat([p, p], dim=0)
             s = s + p
-        if t < self.num_layers - 1:
-            return pack_state(s, V, T, frames, gate, n, nlocal, mirrored)
-        e = self.readout(owned_rows(s, n, nlocal, mirrored)).squeeze(-1).to(torch.float64)
-        if mirrored:
-            e = 0.5 * (e[:nlocal] + e[nlocal:])
-        return e * self.energy_scale + self.energy_shift
+        return s, V, T, frames, gate
 
     def forward(self, data: Dict[str, Tensor], compute_forces: bool = True,
                 compute_stress: bool = False) -> Dict[str, Tensor]:
+        """Energies and their derivatives for a batch of structures (keys of :mod:`tfpot._keys`).
+
+        Args:
+            data: pos, atomic_numbers, edge_index, shifts; batch (default: one structure),
+                num_graphs (default: from batch), cell (needed for stress).
+            compute_forces: forces -dE/dpos.
+            compute_stress: virial -dE/d(strain) and stress (zero for cells of zero volume).
+        """
         pos = data[K.POSITIONS]
         edge_index = data[K.EDGE_INDEX]
         shifts = data[K.SHIFTS]
@@ -291,50 +281,30 @@ class EnergyModel(nn.Module):
         num_graphs = int(batch.max()) + 1 if n > 0 else 1
         if K.NUM_GRAPHS in data:
             num_graphs = int(data[K.NUM_GRAPHS])
+        if compute_stress and K.CELL not in data:
+            raise ValueError("stress needs the cell ('cell' key) of each structure")
 
+        if (compute_forces or compute_stress) and not pos.requires_grad:
+            pos = pos.detach().requires_grad_(True)
         strain: Optional[Tensor] = None
-        grad_inputs: List[Tensor] = []
-        if compute_forces or compute_stress:
-            if not pos.requires_grad:
-                pos = pos.detach().requires_grad_(True)
-            grad_inputs.append(pos)
+        pos_used = pos
         if compute_stress:
-            if K.CELL not in data:
-                raise ValueError("stress needs the cell ('cell' key) of each structure")
-            strain = torch.zeros(num_graphs, 3, 3, dtype=pos.dtype, device=pos.device)
-            strain.requires_grad_(True)
-            sym = 0.5 * (strain + strain.transpose(1, 2))
-            pos_used = pos + torch.bmm(pos.unsqueeze(1), sym[batch]).squeeze(1)
-            edge_graph = batch[edge_index[0]]
-            shifts = shifts + torch.bmm(shifts.unsqueeze(1), sym[edge_graph]).squeeze(1)
-            grad_inputs.append(strain)
-        else:
-            pos_used = pos
+            strain, pos_used, shifts = apply_strain(pos, shifts, batch, edge_index, num_graphs)
 
         e_atom = self.atomic_energies(pos_used, species, edge_index, shifts)
-        e_atom = e_atom + self.atomic_reference[species]
         energy = torch.zeros(num_graphs, dtype=torch.float64, device=pos.device).index_add(0, batch, e_atom)
         out: Dict[str, Tensor] = {K.ENERGY: energy, K.ATOMIC_ENERGIES: e_atom}
-        if len(grad_inputs) > 0:
-            grads = torch.autograd.grad([energy.sum()], grad_inputs, create_graph=self.training,
-                                        allow_unused=True)
-            g_pos = grads[0]
-            if g_pos is None:
-                g_pos = torch.zeros_like(pos)
-            out[K.FORCES] = -g_pos
-            if strain is not None:
-                g_strain = grads[1]
-                if g_strain is None:
-                    g_strain = torch.zeros_like(strain)
-                out[K.VIRIAL] = -g_strain
-                cell = data[K.CELL].view(-1, 3, 3)
-                volume = torch.abs(torch.linalg.det(cell))
-                out[K.STRESS] = g_strain / volume.view(-1, 1, 1)
+        if compute_forces or compute_stress:
+            forces, virial = energy_gradients(energy.sum(), pos, strain, self.training)
+            out[K.FORCES] = forces
+            if virial is not None:
+                out[K.VIRIAL] = virial
+                out[K.STRESS] = stress_from_virial(virial, data[K.CELL])
         return out
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.parameters())
         reps = f"{self.mul0}x0+{self.mul1}x1+{self.mul2}x2"
         return (f"EnergyModel(species={self.species}, cutoff={self.cutoff} Å, reps={reps}, "
-                f"layers={self.num_layers}, parity={self.config['parity']}, "
+                f"layers={self.num_layers}, parity={self.hyperparameters.parity}, "
                 f"{n} weights)")

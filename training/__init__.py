@@ -17,6 +17,6 @@ Config keys: :mod:`tfpot.training.config` (``tfpot train --help``); commented re
 """
 
 from tfpot.training.config import ConfigError, TrainConfig, load_config
-from tfpot.training.trainer import Trainer, fit, train_from_config
+from tfpot.training.trainer import Trainer, fit, train_from_config, train_run
 
-__all__ = ["fit", "train_from_config", "Trainer", "TrainConfig", "load_config", "ConfigError"]
+__all__ = ["fit", "train_from_config", "train_run", "Trainer", "TrainConfig", "load_config", "ConfigError"]

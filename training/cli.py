@@ -10,22 +10,35 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, Dict, List
+
+#: exit status after Ctrl-C / SIGTERM (the checkpoint is written first), as in tfpot.cli
+EXIT_INTERRUPTED = 130
+
+import yaml
+
+from tfpot.builder import as_atomic_numbers
+from tfpot.training.config import ConfigError, describe, list_recipes, load_config, recipes_dir
+from tfpot.training.data import check_data, labels_needed
+from tfpot.training.trainer import train_run
 
 
 def _epilog() -> str:
-    from tfpot.training.config import describe, list_recipes, recipes_dir
-
     return (
         "config keys (defaults after the colon):\n\n"
         + describe()
-        + "\n\nRelative paths are relative to the current directory; data.path 'tfpot:demo' is the"
-        "\nbundled demo data set. Commented recipes: " + str(recipes_dir())
+        + "\n\nRelative data paths in a config file are relative to that file's folder (in a bundled"
+        "\nrecipe: to the current directory); output_dir is relative to the current directory;"
+        "\ndata.path 'tfpot:demo' is the bundled demo data set. Commented recipes: " + str(recipes_dir())
         + "\n  (" + ", ".join(list_recipes()) + "; print one with --show-recipe NAME)."
         "\n\nOutputs in output_dir: best_model.pt (lowest validation loss, EMA weights),"
-        "\nfinal_model.pt, checkpoint.pt, metrics.csv, train.log, tensorboard/, config.yaml,"
-        "\nsplits.npz, statistics.json, test_metrics.json, summary.json."
-        "\nCtrl-C (or SIGTERM) finishes the step, writes a checkpoint and exits; --resume continues"
-        "\nexactly where it stopped. Several processes (one per GPU, or gloo on CPU):"
+        "\nfinal_model.pt, checkpoint.pt, metrics.csv (the same for the same config and seed),"
+        "\ntiming.csv (wall clock), train.log, tensorboard/, config.yaml, splits.npz,"
+        "\nstatistics.json, test_metrics.json, summary.json. `tfpot eval OUTPUT_DIR` reports the"
+        "\nheld-out test set with plots. A max_time budget fixes the number of epochs once, from"
+        "\nthe measured speed of the first steps (recorded in the checkpoint)."
+        "\nCtrl-C (or SIGTERM) finishes the step, writes a checkpoint and exits with status 130;"
+        "\n--resume continues exactly where it stopped. Several processes (one per GPU, or gloo on CPU):"
         "\n  torchrun --nproc_per_node N -m tfpot train CONFIG  (training.batch_size is the global batch)"
     )
 
@@ -40,6 +53,9 @@ def register(subparsers) -> None:
                    help="continue the run in output_dir from checkpoint.pt (new run if none)")
     p.add_argument("-o", "--output-dir", default=None,
                    help="write to this directory instead of the config's output_dir")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="set a config key on top of the file, e.g. --set training.max_epochs=2 "
+                        "(VALUE is read as YAML; repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     p.add_argument("--check-data", action="store_true",
                    help="only check the config's data (every frame of every file: finite, "
@@ -53,8 +69,6 @@ def register(subparsers) -> None:
 
 def resolve_config(name: str) -> Path:
     """A config path: an existing file, else a bundled recipe of that name."""
-    from tfpot.training.config import ConfigError, list_recipes, recipes_dir
-
     path = Path(name)
     if path.is_file():
         return path
@@ -65,13 +79,24 @@ def resolve_config(name: str) -> Path:
                       f"({', '.join(list_recipes())}); give a YAML path or a recipe name")
 
 
-def check_only(path: Path) -> int:
-    """``--check-data``: the data check of a config, its report, exit 0 (or raise)."""
-    from tfpot.builder import as_atomic_numbers
-    from tfpot.training.config import load_config
-    from tfpot.training.data import check_data, labels_needed
+def parse_overrides(items: List[str]) -> Dict[str, Any]:
+    """``["training.max_epochs=2", ...]`` -> ``{"training.max_epochs": 2}`` (values as YAML)."""
 
-    cfg = load_config(path)
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. --set training.max_epochs=2")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item}: the value is not valid YAML ({e})") from None
+    return out
+
+
+def check_only(path: Path, overrides: Dict[str, Any]) -> int:
+    """``--check-data``: the data check of a config, its report, exit 0 (or raise)."""
+    cfg = load_config(path, overrides)
     species = None if cfg.model.species is None else as_atomic_numbers(cfg.model.species)
     needs = labels_needed(cfg.loss.energy_weight, cfg.loss.forces_weight, cfg.loss.stress_weight)
     check = check_data(cfg.data, needs, species)
@@ -81,8 +106,6 @@ def check_only(path: Path) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tfpot.training.config import list_recipes, recipes_dir
-
     if args.list_recipes:
         for name in list_recipes():
             print(f"{name:20s} {recipes_dir() / (name + '.yaml')}")
@@ -93,12 +116,17 @@ def main(args: argparse.Namespace) -> int:
     if not args.config:
         print("tfpot train: give a CONFIG (see tfpot train --help)", file=sys.stderr)
         return 2
-    from tfpot.training.trainer import train_from_config
-
     path = resolve_config(args.config)
+    overrides = parse_overrides(args.overrides)
     if args.check_data:
-        return check_only(path)
-    out = train_from_config(path, resume=args.resume, output_dir=args.output_dir,
-                            verbose=not args.quiet)
+        return check_only(path, overrides)
+    cfg = load_config(path, overrides)
+    out, summary = train_run(cfg, resume=args.resume, output_dir=args.output_dir,
+                             verbose=not args.quiet)
+    if summary["stop_reason"] == "interrupted":
+        again = f" -o {args.output_dir}" if args.output_dir else ""
+        print(f"tfpot train: interrupted; checkpoint written to {out}; continue with "
+              f"`tfpot train {args.config}{again} --resume`", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"done: {out}")
     return 0

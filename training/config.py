@@ -30,6 +30,7 @@ Validation rules (all raise :class:`ConfigError`, a ``ValueError``, with ``<file
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -38,7 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from tfpot.errors import TfpotError
+import yaml
+from ase.data import atomic_numbers
+
+from tfpot.data.qm9 import QM9_ENERGY_TARGETS
+from tfpot.errors import HyperparameterError, TfpotError
+from tfpot.hyperparameters import PRESETS, ModelHyperparameters
 
 Number = Union[int, float]
 
@@ -97,10 +103,14 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
-    """The model (see tfpot.build_model); null hyperparameters take the preset's value."""
+class _ModelSettings:
+    """The model (see tfpot.build_model); null hyperparameters take the preset's value.
 
-    preset: str = _f("small", "hyperparameter defaults", choices=("small", "medium", "large"))
+    Besides the hyperparameters: preset, dtype, species, and the numbers fitted to the data
+    (E0, scale, shift, neighbour count).
+    """
+
+    preset: str = _f("small", "hyperparameter defaults", choices=tuple(PRESETS))
     dtype: str = _f("float64", "parameter dtype (energies are summed in float64 either way)",
                     choices=("float32", "float64"))
     species: Optional[List[Union[str, int]]] = _f(None, "elements the model knows; null: those "
@@ -115,29 +125,40 @@ class ModelConfig:
     avg_num_neighbors: Union[str, float] = _f("auto", "message normalisation: auto (from the "
                                               "training set) or a number")
     seed: Optional[int] = _f(None, "weight initialisation seed; null: the top-level seed")
-    reps: Optional[str] = _f(None, "feature multiplicities, e.g. '32x0+8x1+2x2'")
-    num_layers: Optional[int] = _f(None, "message-passing layers", min=1)
-    num_basis: Optional[int] = _f(None, "Bessel radial basis size", min=1)
-    hidden: Optional[int] = _f(None, "MLP width", min=1)
-    message: Optional[str] = _f(None, "message function", choices=("mlp", "attention"))
-    lmax: Optional[int] = _f(None, "angular order of the frame-free power spectrum", min=0)
-    ps_channels: Optional[int] = _f(None, "radial channels of the power spectrum", min=1)
-    gate_range: Optional[List[float]] = _f(None, "frame gate thresholds [low, high]")
-    parity: Optional[str] = _f(None, "equivariant (default): exact O(3) invariance in one pass; "
-                               "average: exact O(3) by averaging with the mirror image (2x "
-                               "cost); none: SO(3) only",
-                               choices=("equivariant", "average", "none"))
-    envelope_p: Optional[int] = _f(None, "polynomial cutoff envelope exponent", min=1)
 
-    HYPERPARAMETERS = ("reps", "num_layers", "num_basis", "hidden", "message", "lmax",
-                       "ps_channels", "gate_range", "parity", "envelope_p")
+    def resolve(self, avg_num_neighbors: Optional[float] = None) -> ModelHyperparameters:
+        """The preset with the keys set here (validated; raises HyperparameterError).
 
-    def hyperparameters(self) -> Dict[str, Any]:
-        """The build_model keyword arguments that are set (not null)."""
-        out = {k: getattr(self, k) for k in self.HYPERPARAMETERS if getattr(self, k) is not None}
-        if "gate_range" in out:
-            out["gate_range"] = tuple(out["gate_range"])
-        return out
+        ``avg_num_neighbors`` (from the training set) replaces ``auto``; without it, ``auto``
+        keeps the preset's value (enough to validate the rest before any data is read).
+        """
+        values = {k: getattr(self, k) for k in ModelHyperparameters.keys()
+                  if k != "avg_num_neighbors" and getattr(self, k) is not None}
+        if avg_num_neighbors is not None:
+            values["avg_num_neighbors"] = avg_num_neighbors
+        elif self.avg_num_neighbors != "auto":
+            values["avg_num_neighbors"] = self.avg_num_neighbors
+        return PRESETS[self.preset].replace(**values)
+
+
+def _hyperparameter_fields() -> List[Tuple[str, Any, dataclasses.Field]]:
+    """One null-default config key per ModelHyperparameters field, with its help and range
+    (avg_num_neighbors, which may be ``auto``, is a key of _ModelSettings)."""
+    out = []
+    for f in dataclasses.fields(ModelHyperparameters):
+        if f.name == "avg_num_neighbors":
+            continue
+        tp = {"int": int, "float": float, "str": str}.get(f.type, List[float])
+        meta = dict(f.metadata, hyperparameter=True)
+        out.append((f.name, Optional[tp], field(default=None, metadata=meta)))
+    return out
+
+
+#: ``model:`` section. Its hyperparameter keys are the fields of
+#: :class:`~tfpot.hyperparameters.ModelHyperparameters` (declared there once, with help and range).
+ModelConfig = dataclasses.make_dataclass(
+    "ModelConfig", _hyperparameter_fields(), bases=(_ModelSettings,),
+    namespace={"__doc__": _ModelSettings.__doc__, "__module__": __name__})
 
 
 @dataclass
@@ -166,8 +187,8 @@ class ScheduleConfig:
     """Learning-rate schedule."""
 
     type: str = _f("plateau", "plateau (reduce on validation plateau), cosine (with linear "
-                              "warm-up, over max_epochs or the max_time budget, whichever ends "
-                              "first) or constant",
+                              "warm-up, over the run length: max_epochs, or the epochs that "
+                              "the max_time budget allows) or constant",
                    choices=("plateau", "cosine", "constant"))
     factor: float = _f(0.5, "plateau: multiply lr by this", gt=0, max=1)
     patience: int = _f(10, "plateau: epochs without improvement before reducing", min=0)
@@ -180,8 +201,10 @@ class TrainingConfig:
     """The loop."""
 
     max_epochs: int = _f(100, "epochs", min=1)
-    max_time: Optional[float] = _f(None, "wall-clock budget of the training loop in seconds "
-                                         "(summed over resumes); null: none", gt=0)
+    max_time: Optional[float] = _f(None, "wall-clock budget of the training loop in seconds: "
+                                         "the speed of the first steps fixes the number of "
+                                         "epochs once (at most max_epochs), recorded in the "
+                                         "checkpoint; null: none", gt=0)
     batch_size: int = _f(8, "structures per optimiser step, over all ranks", min=1)
     val_batch_size: Optional[int] = _f(None, "validation batch size; null: 2 x batch_size", min=1)
     ema_decay: Optional[float] = _f(0.99, "exponential moving average of the weights (used for "
@@ -359,7 +382,8 @@ def _build(cls, raw: Mapping[str, Any], where: str):
         loc = f"{source}: {prefix}{name}"
         v = _coerce(value, hints[name], loc)
         meta = f.metadata
-        if v is not None and not dataclasses.is_dataclass(v):
+        # hyperparameters are checked by ModelHyperparameters itself (in _check), not twice
+        if v is not None and not dataclasses.is_dataclass(v) and not meta.get("hyperparameter"):
             if meta.get("choices") and isinstance(v, str) and v not in meta["choices"]:
                 m = difflib.get_close_matches(v, meta["choices"], n=1)
                 raise ConfigError(f"{loc}: must be one of {', '.join(map(str, meta['choices']))} "
@@ -400,8 +424,6 @@ def _check(cfg: TrainConfig, source: str) -> None:
         raise err("data.split.val", "with data.rmd17_splits the validation size must be a count "
                                     f"(got {d.split.val})")
     if d.target is not None:
-        from tfpot.data.qm9 import QM9_ENERGY_TARGETS
-
         if d.target not in QM9_ENERGY_TARGETS:
             raise err("data.target", f"must be one of {', '.join(QM9_ENERGY_TARGETS)} "
                                      f"(got {d.target!r})")
@@ -409,8 +431,6 @@ def _check(cfg: TrainConfig, source: str) -> None:
     if isinstance(m.e0, str) and m.e0 not in ("least_squares", "zero"):
         raise err("model.e0", f"must be least_squares, zero or a mapping {{symbol: eV}} (got {m.e0!r})")
     if isinstance(m.e0, dict):
-        from ase.data import atomic_numbers
-
         for k, v in m.e0.items():
             if k not in atomic_numbers and not str(k).isdigit():
                 close = difflib.get_close_matches(k, list(atomic_numbers), n=1)
@@ -429,17 +449,10 @@ def _check(cfg: TrainConfig, source: str) -> None:
                 raise err(f"model.{key}", f"must be auto or a number (got {v!r})") from None
     if isinstance(m.energy_scale, float) and m.energy_scale <= 0:
         raise err("model.energy_scale", f"must be > 0 (got {m.energy_scale})")
-    if isinstance(m.avg_num_neighbors, float) and m.avg_num_neighbors <= 0:
-        raise err("model.avg_num_neighbors", f"must be > 0 (got {m.avg_num_neighbors})")
-    if m.gate_range is not None and not (len(m.gate_range) == 2 and 0 <= m.gate_range[0] < m.gate_range[1]):
-        raise err("model.gate_range", f"expected [low, high] with 0 <= low < high (got {m.gate_range})")
-    if m.reps is not None:
-        from tfpot.reps import TensorReps
-
-        try:
-            TensorReps(m.reps)
-        except (ValueError, TypeError) as e:
-            raise err("model.reps", str(e)) from None
+    try:
+        m.resolve()
+    except HyperparameterError as e:
+        raise err(f"model.{e.key}", e.reason) from None
     lo = cfg.loss
     if lo.energy_weight == 0 and lo.forces_weight == 0 and lo.stress_weight == 0:
         raise err("loss", "all weights are zero: nothing to train")
@@ -460,21 +473,44 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> TrainC
     return cfg
 
 
-def load_config(config: Union[str, os.PathLike, Mapping[str, Any], TrainConfig]) -> TrainConfig:
+def with_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """A copy of the nested mapping ``raw`` with dotted keys set (``{"training.max_epochs": 2}``);
+    the result is validated like any config, so a misspelt key is refused with a suggestion."""
+    out = copy.deepcopy(dict(raw))
+    for key, value in overrides.items():
+        parts = str(key).split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: '{'.'.join(parts[:i + 1])}' is not a section")
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(config: Union[str, os.PathLike, Mapping[str, Any], TrainConfig],
+                overrides: Optional[Mapping[str, Any]] = None) -> TrainConfig:
     """A validated config from a YAML file, a dict, or a TrainConfig (returned as is).
+
+    Relative data paths (``data.path``, ``train``, ``val``, ``test``, ``rmd17_splits``) in a YAML
+    file are relative to that file's folder (they are made absolute here), except in the bundled
+    recipes, which are templates for the current directory; in a dict they are relative to the
+    current directory. ``overrides``: dotted keys set on top of the file or dict (``tfpot train
+    --set KEY=VALUE``).
 
     Raises:
         FileNotFoundError: no such file.
         ConfigError: invalid YAML or an invalid key/value; the message names the file and key.
     """
     if isinstance(config, TrainConfig):
+        if overrides:
+            raise TypeError("overrides apply to a YAML file or a dict, not to a TrainConfig")
         return config
     if isinstance(config, Mapping):
-        return config_from_dict(config, "<config dict>")
+        return config_from_dict(with_overrides(config, overrides or {}), "<config dict>")
     path = Path(config)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such config file")
-    import yaml
 
     try:
         raw = yaml.safe_load(path.read_text())
@@ -484,7 +520,29 @@ def load_config(config: Union[str, os.PathLike, Mapping[str, Any], TrainConfig])
         raise ConfigError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)})") from e
     if raw is None:
         raise ConfigError(f"{path}: empty config file")
-    return config_from_dict(raw, str(path))
+    if overrides:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+        raw = with_overrides(raw, overrides)
+    cfg = config_from_dict(raw, str(path))
+    if path.resolve().parent != recipes_dir():  # bundled recipes are templates: current directory
+        resolve_data_paths(cfg, path.resolve().parent)
+    return cfg
+
+
+#: data keys that name files or folders
+DATA_PATH_KEYS = ("path", "train", "val", "test", "rmd17_splits")
+
+
+def resolve_data_paths(cfg: TrainConfig, base: Path) -> None:
+    """Make the relative data paths of ``cfg`` absolute, relative to ``base`` (the folder of the
+    config file), in place; ``tfpot:`` names and absolute or ``~`` paths stay as they are."""
+    for key in DATA_PATH_KEYS:
+        value = getattr(cfg.data, key)
+        if value is None or value.startswith("tfpot:") or value.startswith("~") \
+                or os.path.isabs(value):
+            continue
+        setattr(cfg.data, key, str(base / value))
 
 
 def describe(cls=TrainConfig, prefix: str = "", indent: int = 0) -> str:

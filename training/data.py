@@ -20,11 +20,14 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from tfpot.data import (AtomsDataset, LmdbDataset, detect_format, iter_structures, random_split,
+                        read_structures, rmd17_split)
+from tfpot.data._labels import labels_of
 from tfpot.data.check import DataCheck
-from tfpot.data.errors import DataFormatError
-from tfpot.training.config import ConfigError, DataConfig
-
 from tfpot.data.demo import DEMO_TOKEN, resolve_data_path  # noqa: F401 (DEMO_TOKEN re-exported)
+from tfpot.data.errors import DataFormatError
+from tfpot.data.md17 import npz_layout
+from tfpot.training.config import ConfigError, DataConfig, load_config
 
 Labels = Tuple[np.ndarray, Optional[float], Optional[np.ndarray], Optional[np.ndarray]]
 
@@ -32,6 +35,14 @@ Labels = Tuple[np.ndarray, Optional[float], Optional[np.ndarray], Optional[np.nd
 def resolve_path(path: str) -> Path:
     """A config path: ``tfpot:demo`` is the bundled demo set, ``~`` is expanded."""
     return resolve_data_path(path)
+
+
+def missing_data_file(key: str, path: Path) -> FileNotFoundError:
+    """The error for a data path that does not exist: the key, where it looked, the rule."""
+    return FileNotFoundError(
+        f"{key}: no such file {path.absolute()} (relative paths in a config file are relative to "
+        f"the file's folder, in a bundled recipe or a dict to the current directory); fix the "
+        f"path or give an absolute one")
 
 
 @dataclass
@@ -70,9 +81,6 @@ class StructureSet:
 
     def iter_labels(self) -> Iterator[Labels]:
         """(numbers, energy eV | None, forces (N,3) eV/Å | None, stress (3,3) eV/Å^3 | None)."""
-        from tfpot.data import AtomsDataset, LmdbDataset
-        from tfpot.data._labels import labels_of
-
         if isinstance(self.dataset, AtomsDataset):
             for i in self.indices:
                 atoms = self.dataset.structures[int(i)]
@@ -93,8 +101,6 @@ class StructureSet:
                        g.stress.numpy()[0] if "stress" in g else None)
 
     def num_atoms(self) -> np.ndarray:
-        from tfpot.data import AtomsDataset, LmdbDataset
-
         if isinstance(self.dataset, AtomsDataset):
             return np.array([len(self.dataset.structures[int(i)]) for i in self.indices], np.int64)
         if isinstance(self.dataset, LmdbDataset):
@@ -121,8 +127,6 @@ def atoms_set(structures, cutoff: float, name: str = "data", source: str = "",
               file_frames: Optional[np.ndarray] = None) -> StructureSet:
     """A StructureSet over a list of labelled Atoms (graphs built once, cached, float64);
     ``file_frames``: their frame numbers in ``source``."""
-    from tfpot.data import AtomsDataset
-
     structures = list(structures)
     ds = AtomsDataset(structures, cutoff=cutoff, dtype=torch.float64)
     frames = None if file_frames is None else np.asarray(file_frames, dtype=np.int64)
@@ -150,9 +154,6 @@ def _reader_options(cfg: DataConfig, fmt: str) -> dict:
 
 
 def _format_of(path: Path, cfg: DataConfig) -> str:
-    from tfpot.data import detect_format
-    from tfpot.data.md17 import npz_layout
-
     fmt = cfg.format.lower() if cfg.format else detect_format(path)
     if fmt == "npz":
         fmt = npz_layout(path)
@@ -163,8 +164,6 @@ def _count_frames(path: Path, fmt: str) -> int:
     key = "E" if fmt == "md17" else "energies"
     with np.load(path, allow_pickle=False) as npz:
         if key not in npz.files:
-            from tfpot.data import DataFormatError
-
             raise DataFormatError(f"{path.name}: missing key '{key}' ({fmt} layout)")
         return int(npz[key].shape[0])
 
@@ -192,11 +191,11 @@ def _sizes(n: int, split, with_test: bool) -> Tuple[int, int, int]:
 class _Source:
     """One data file, read whole, by frame indices ((r)MD17), or lazily (LMDB)."""
 
-    def __init__(self, path: Path, cfg: DataConfig) -> None:
+    def __init__(self, path: Path, cfg: DataConfig, key: str = "data.path") -> None:
         self.path = path
         self.cfg = cfg
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such data file")
+            raise missing_data_file(key, path)
         self.format = _format_of(path, cfg)
         self.options = _reader_options(cfg, self.format)
         self._all = None
@@ -210,15 +209,11 @@ class _Source:
         return len(self._read_all())
 
     def _lmdb_dataset(self):
-        from tfpot.data import LmdbDataset
-
         if self._lmdb is None:
             self._lmdb = LmdbDataset(self.path, cutoff=self.cfg.cutoff, dtype=torch.float64)
         return self._lmdb
 
     def _read_all(self):
-        from tfpot.data import read_structures
-
         if self._all is None:
             self._all = read_structures(self.path, format=self.format, **self.options)
             if not self._all:
@@ -226,8 +221,6 @@ class _Source:
         return self._all
 
     def subset(self, indices: Optional[np.ndarray], name: str) -> StructureSet:
-        from tfpot.data import read_structures
-
         if self.format == "lmdb":
             ds = self._lmdb_dataset()
             idx = np.arange(len(ds)) if indices is None else np.asarray(indices, np.int64)
@@ -248,9 +241,10 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
     if cfg.path is not None:
         src = _Source(resolve_path(cfg.path), cfg)
         if cfg.rmd17_splits is not None:
-            from tfpot.data import rmd17_split
-
-            parts = rmd17_split(Path(cfg.rmd17_splits), fold=cfg.rmd17_fold, n_val=int(cfg.split.val),
+            split_dir = resolve_path(cfg.rmd17_splits)
+            if not split_dir.exists():
+                raise missing_data_file("data.rmd17_splits", split_dir)
+            parts = rmd17_split(split_dir, fold=cfg.rmd17_fold, n_val=int(cfg.split.val),
                                 seed=split_seed)
             train_idx, val_idx, test_idx = parts["train"], parts["val"], parts["test"]
             if cfg.split.train is not None:
@@ -264,8 +258,6 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
             how = (f"rMD17 fold {cfg.rmd17_fold} of {src.path.name}: {len(train_idx)} train, "
                    f"{len(val_idx)} val, {len(test_idx)} test")
         else:
-            from tfpot.data import random_split
-
             n = len(src)
             sizes = _sizes(n, cfg.split, with_test=True)
             test_idx, val_idx, train_idx = random_split(n, list(sizes), seed=split_seed)
@@ -278,14 +270,12 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
         return DataSplits(train, val, load_test, indices, how)
 
     # separate files
-    tsrc = _Source(resolve_path(cfg.train), cfg)
+    tsrc = _Source(resolve_path(cfg.train), cfg, "data.train")
     if cfg.val is not None:
         train = tsrc.subset(None, "train")
-        val = _Source(resolve_path(cfg.val), cfg).subset(None, "val")
+        val = _Source(resolve_path(cfg.val), cfg, "data.val").subset(None, "val")
         how = f"train {tsrc.path.name} ({len(train)}), val {Path(cfg.val).name} ({len(val)})"
     else:
-        from tfpot.data import random_split
-
         n = len(tsrc)
         _, n_val, n_train = _sizes(n, cfg.split, with_test=False)
         val_idx, train_idx = random_split(n, [n_val, n_train], seed=split_seed)
@@ -298,10 +288,65 @@ def load_splits(cfg: DataConfig, seed: int) -> DataSplits:
     if cfg.test is not None:
         test_path = resolve_path(cfg.test)
         if not test_path.exists():
-            raise FileNotFoundError(f"{test_path}: no such test file (data.test)")
+            raise missing_data_file("data.test", test_path)
         load_test = lambda: _Source(test_path, cfg).subset(None, "test")  # noqa: E731
         how += f", test {test_path.name}"
     return DataSplits(train, val, load_test, indices, how)
+
+
+#: how reports name the parts of a run's data
+SPLIT_LABELS = {"train": "training", "val": "validation", "test": "held-out test"}
+
+
+def run_split(run_dir: Path, split: str, cutoff: float) -> Tuple[StructureSet, str]:
+    """One part of a finished run's data as the run used it: ``train``, ``val`` or ``test``.
+
+    Reads ``run_dir/config.yaml`` (data paths, absolute since the run started) and
+    ``run_dir/splits.npz`` (the indices of a split file). Returns the structures (graphs with
+    ``cutoff`` Å) and a description such as "ethanol_gfn2.npz: held-out test split, 40 of 400
+    structures (split seed 0)".
+
+    Raises:
+        ConfigError: not a run directory, or the run has no such part.
+    """
+    run_dir = Path(run_dir)
+    if split not in SPLIT_LABELS:
+        raise ConfigError(f"split must be one of {', '.join(SPLIT_LABELS)} (got {split!r})")
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a training run (no config.yaml); give a model file "
+                          f"and a data file instead")
+    cfg = load_config(run_dir / "config.yaml")
+    d = cfg.data
+    d.cutoff = float(cutoff)
+    indices: Dict[str, np.ndarray] = {}
+    if (run_dir / "splits.npz").is_file():
+        with np.load(run_dir / "splits.npz") as npz:
+            indices = {k: npz[k] for k in npz.files}
+    if split == "test" and d.test is not None:
+        key, file, idx = "data.test", d.test, None
+    elif d.path is not None:
+        key, file, idx = "data.path", d.path, indices.get(split)
+        if idx is None:
+            raise ConfigError(f"{run_dir / 'splits.npz'}: missing (or without a '{split}' part); "
+                              f"the split of {d.path} is unknown")
+    elif split == "val" and d.val is not None:
+        key, file, idx = "data.val", d.val, None
+    elif split in ("train", "val"):
+        key, file, idx = "data.train", d.train, indices.get(split)
+    else:
+        key, file, idx = "data.test", None, None
+    if file is None or (idx is not None and len(idx) == 0):
+        raise ConfigError(f"{run_dir}: the run has no {SPLIT_LABELS[split]} set; evaluate another "
+                          f"split (--split) or give a data file")
+    src = _Source(resolve_path(file), d, key)
+    structures = src.subset(idx, split)
+    if idx is None:
+        how = f"{SPLIT_LABELS[split]} file, {len(structures)} structures"
+    else:
+        seed = cfg.seed if d.split_seed is None else d.split_seed
+        how = (f"{SPLIT_LABELS[split]} split, {len(structures)} of {len(src)} structures "
+               f"(split seed {seed})")
+    return structures, f"{src.path.name}: {how}"
 
 
 # ------------------------------------------------------------------------------ data check --
@@ -328,12 +373,10 @@ def check_data(cfg: DataConfig, needs: Sequence[str] = (),
     Raises:
         FileNotFoundError: a file is missing.
     """
-    from tfpot.data import LmdbDataset, iter_structures
-
     check = DataCheck(min_distance=cfg.min_distance, species=species, needs=tuple(needs))
     for key, path in data_files(cfg):
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such data file ({key})")
+            raise missing_data_file(key, path)
         try:
             fmt = _format_of(path, cfg)
             if fmt == "lmdb":

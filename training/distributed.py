@@ -24,12 +24,14 @@ How a step works on W ranks (what ``DistributedDataParallel`` does, with exact b
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from typing import Iterable, Iterator, List
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch_geometric.data import Batch
 
 
 @dataclass
@@ -187,12 +189,12 @@ def collate(items: List):
     """PyG ``Batch`` of a list of graphs; None for an empty list."""
     if not items:
         return None
-    from torch_geometric.data import Batch
 
     return Batch.from_data_list(items)
 
 
-def make_loader(dataset, sampler: ShardedBatchSampler, num_workers: int = 0) -> torch.utils.data.DataLoader:
+def sharded_loader(dataset, sampler: ShardedBatchSampler,
+                   num_workers: int = 0) -> torch.utils.data.DataLoader:
     """A DataLoader serving this rank's batches (None for an empty share)."""
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                                        num_workers=num_workers)
@@ -200,8 +202,6 @@ def make_loader(dataset, sampler: ShardedBatchSampler, num_workers: int = 0) -> 
 
 def free_port() -> int:
     """An unused TCP port on 127.0.0.1 (for tests and single-node launches)."""
-    import socket
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

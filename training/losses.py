@@ -43,7 +43,7 @@ class Targets:
 
     @classmethod
     def from_batch(cls, batch) -> "Targets":
-        """Labels of a PyG batch made by :mod:`tfpot.data.graphs`."""
+        """Labels of a PyG batch made by :mod:`tfpot.data.datasets`."""
         g = int(batch.num_graphs)
         index = batch[K.BATCH]
         num_atoms = torch.bincount(index, minlength=g).to(torch.float64)
@@ -64,22 +64,6 @@ class Targets:
             t.stress = batch[K.STRESS].reshape(-1, 3, 3).to(torch.float64)
             t.stress_mask = mask("stress", False)
         return t
-
-
-def model_inputs(batch) -> Dict[str, Tensor]:
-    """The model's input dict from a PyG batch (keys of :mod:`tfpot._keys`)."""
-    out = {k: batch[k] for k in (K.POSITIONS, K.ATOMIC_NUMBERS, K.EDGE_INDEX, K.SHIFTS, K.CELL,
-                                 K.BATCH)}
-    out[K.NUM_GRAPHS] = torch.tensor(int(batch.num_graphs))
-    return out
-
-
-def predicted_stress(out: Dict[str, Tensor], cell: Tensor) -> Tensor:
-    """Stress (G, 3, 3) eV/Å^3 from the virial, safe for cells of zero volume (molecules: 0)."""
-    virial = out[K.VIRIAL].to(torch.float64)
-    volume = torch.abs(torch.linalg.det(cell.reshape(-1, 3, 3).to(torch.float64)))
-    safe = torch.where(volume > 0, volume, torch.ones_like(volume))
-    return -virial / safe.view(-1, 1, 1) * (volume > 0).view(-1, 1, 1)
 
 
 def errors(pred: Dict[str, Tensor], t: Targets, per_atom_energy: bool = True) -> Dict[str, Tensor]:

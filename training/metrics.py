@@ -27,7 +27,9 @@ import torch
 from torch import Tensor
 
 from tfpot import _keys as K
-from tfpot.training.losses import Targets, WeightedLoss, errors, model_inputs, predicted_stress
+from tfpot.data.datasets import model_inputs
+from tfpot.training.distributed import DistContext, ShardedBatchSampler, sharded_loader
+from tfpot.training.losses import Targets, WeightedLoss, errors
 
 FIELDS = ("e_abs", "e_sq", "e_n", "etot_abs", "etot_sq", "f_abs", "f_sq", "f_n", "s_abs", "s_sq",
           "s_n", "loss_e", "loss_f", "loss_s")
@@ -36,6 +38,26 @@ _IDX = {k: i for i, k in enumerate(FIELDS)}
 UNITS = {"energy_mae": "eV/atom", "energy_rmse": "eV/atom", "total_energy_mae": "eV",
          "forces_mae": "eV/Å", "forces_rmse": "eV/Å", "stress_mae": "eV/Å^3",
          "stress_rmse": "eV/Å^3", "loss": ""}
+
+
+def unit_of(key: str) -> str:
+    """The unit of a metric key, with or without a ``train_`` / ``val_`` / ``test_`` prefix
+    ('' for dimensionless ones: loss, lr, counts)."""
+    for prefix in ("train_", "val_", "test_"):
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+            break
+    return UNITS.get(key, "")
+
+
+def with_units(row: Dict[str, object]) -> Dict[str, object]:
+    """Column names with their units, for CSV files: ``val_forces_mae [eV/Å]``."""
+    return {(f"{k} [{unit_of(k)}]" if unit_of(k) else k): v for k, v in row.items()}
+
+
+def units_of(metrics: Dict[str, object]) -> Dict[str, str]:
+    """``{key: unit}`` for the keys of a metrics dict that have a unit (for JSON files)."""
+    return {k: unit_of(k) for k in metrics if unit_of(k)}
 
 
 class MetricAccumulator:
@@ -102,12 +124,8 @@ class MetricAccumulator:
 
 
 def predict_batch(model: torch.nn.Module, batch, forces: bool, stress: bool) -> Dict[str, Tensor]:
-    """Model outputs for a PyG batch; ``stress`` comes from the virial (0 for molecules)."""
-    out = model(model_inputs(batch), compute_forces=forces or stress, compute_stress=stress)
-    if stress:
-        out = dict(out)
-        out[K.STRESS] = predicted_stress(out, batch[K.CELL])
-    return out
+    """Model outputs for a PyG batch (stress is 0 for molecules: cells of zero volume)."""
+    return model(model_inputs(batch), compute_forces=forces or stress, compute_stress=stress)
 
 
 def evaluate(model: torch.nn.Module, dataset, batch_size: int = 16, ctx=None,
@@ -121,24 +139,25 @@ def evaluate(model: torch.nn.Module, dataset, batch_size: int = 16, ctx=None,
             the sums are reduced. None: one process.
         loss_fn: also report the loss.
         keep_predictions: also return per-structure / per-atom predictions and references
-            (this rank's shard, numpy).
+            (this rank's shard, numpy): energy, energy_ref (G,) eV; num_atoms (G,); numbers
+            (N,) atomic numbers; forces, forces_ref (N, 3) eV/Å; stress, stress_ref (G, 3, 3)
+            eV/Å^3; NaN where a structure has no reference.
         forces, stress: compute them (default: when the data has the labels).
 
     Returns:
         ``metrics`` dict (see the module table), or ``(metrics, predictions)``.
     """
-    from tfpot.training.distributed import DistContext, ShardedBatchSampler, make_loader
 
     ctx = ctx or DistContext.single(next(model.parameters()).device)
     was_training = model.training
     model.eval()
     acc = MetricAccumulator(ctx.device)
-    preds: Dict[str, list] = {k: [] for k in ("energy", "energy_ref", "num_atoms", "forces",
-                                              "forces_ref", "stress", "stress_ref")}
+    preds: Dict[str, list] = {k: [] for k in ("energy", "energy_ref", "num_atoms", "numbers",
+                                              "forces", "forces_ref", "stress", "stress_ref")}
     sampler = ShardedBatchSampler(len(dataset), batch_size * ctx.world_size, ctx.rank,
                                   ctx.world_size, shuffle=False)
     try:
-        for batch in make_loader(dataset, sampler):
+        for batch in sharded_loader(dataset, sampler):
             if batch is None:
                 continue
             batch = batch.to(ctx.device)
@@ -152,6 +171,7 @@ def evaluate(model: torch.nn.Module, dataset, batch_size: int = 16, ctx=None,
             acc.add(err, loss_fn)
             if keep_predictions:
                 _keep(preds, out, t)
+                preds["numbers"].append(batch[K.ATOMIC_NUMBERS].cpu().numpy())
     finally:
         model.train(was_training)
     acc.all_reduce(ctx)

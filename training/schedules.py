@@ -4,10 +4,11 @@
 * ``plateau``: multiply the rate by ``factor`` when the monitored loss (validation, or training
   without a validation set) has not improved for ``patience`` epochs; never below ``min_lr``.
 * ``cosine``: linear warm-up over ``warmup_epochs``, then cosine decay to ``min_lr`` at the end of
-  ``max_epochs`` or of the ``max_time`` budget, whichever comes first: after the warm-up the decay
-  has progressed max(steps done / steps left after warm-up, budget fraction used), never backwards.
-  So a run stopped by its budget still ends annealed, and a run that resumes with more budget
-  continues from where the rate was.
+  the run. The run length is ``max_epochs``, or the length that a ``max_time`` budget fixed once
+  (:mod:`tfpot.training.budget`, :meth:`LRSchedule.set_epochs`): the rate is a function of the
+  step alone, never of the clock, so runs with the same config and seed are identical and a
+  resumed run equals an uninterrupted one. The decay never runs backwards (a resume with more
+  epochs holds the rate until the steps catch up).
 * ``constant``.
 """
 
@@ -23,7 +24,7 @@ from tfpot.training.config import ScheduleConfig
 
 class _WarmupCosine:
     """lr factor (relative to the base rate): (s + 1) / W for step s < W, then a cosine from 1 to
-    ``min_ratio`` over progress p in [0, 1], where p = max((s - W) / (T - W), time fraction)."""
+    ``min_ratio`` over progress p in [0, 1], p = (s - W) / (T - W), never decreasing."""
 
     def __init__(self, warmup: int, total: int, min_ratio: float) -> None:
         self.warmup, self.total, self.min_ratio = int(warmup), max(int(total), 1), float(min_ratio)
@@ -34,14 +35,11 @@ class _WarmupCosine:
         """Progress by steps alone: 0 until the warm-up ends, 1 at ``total``."""
         return min(max((step - self.warmup) / max(self.total - self.warmup, 1), 0.0), 1.0)
 
-    def advance(self, time_fraction: Optional[float]) -> None:
+    def advance(self) -> None:
         self.step += 1
         if self.step < self.warmup:
             return
-        p = self.step_share(self.step)
-        if time_fraction is not None:
-            p = max(p, time_fraction)
-        self.progress = min(max(self.progress, p), 1.0)
+        self.progress = min(max(self.progress, self.step_share(self.step)), 1.0)
 
     def factor(self) -> float:
         if self.step < self.warmup:
@@ -55,7 +53,8 @@ class LRSchedule:
     Args:
         optimizer: the optimiser whose rate is driven.
         cfg: schedule settings.
-        steps_per_epoch, max_epochs: for the cosine length and warm-up.
+        steps_per_epoch, max_epochs: for the cosine length and warm-up (the length may be
+            fixed later, before the first step, by :meth:`set_epochs`).
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: ScheduleConfig,
@@ -63,6 +62,7 @@ class LRSchedule:
         self.type = cfg.type
         self.optimizer = optimizer
         self._sched: Optional[object] = None
+        self.steps_per_epoch = int(steps_per_epoch)
         if cfg.type == "plateau":
             self._sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode="min", factor=cfg.factor, patience=cfg.patience, min_lr=cfg.min_lr)
@@ -83,11 +83,16 @@ class LRSchedule:
         for group in self.optimizer.param_groups:
             group["lr"] = self.base_lr * self._cosine.factor()
 
-    def step_batch(self, time_fraction: Optional[float] = None) -> None:
-        """After an optimiser step; ``time_fraction``: share of the ``max_time`` budget used (the
-        same value on every rank), or None without a budget."""
+    def set_epochs(self, epochs: int) -> None:
+        """Fix the run length (the cosine ends at ``epochs * steps_per_epoch`` steps)."""
         if self.type == "cosine":
-            self._cosine.advance(time_fraction)
+            self._cosine.total = max(int(epochs) * self.steps_per_epoch, 1)
+            self._apply()
+
+    def step_batch(self) -> None:
+        """After an optimiser step."""
+        if self.type == "cosine":
+            self._cosine.advance()
             self._apply()
 
     def step_epoch(self, metric: float) -> None:

@@ -16,10 +16,13 @@ Before training the model's buffers receive per-element reference energies E0 (f
 squares on the training set by default), a scale (force RMS) and a per-atom shift, so the model
 files contain them: E_i = scale * NN_i + shift + E0[z_i].
 
-Exact resume: the data order is a function of (seed, epoch), the checkpoint holds every state
-that evolves (weights, optimiser, schedule, EMA, RNGs, position in the epoch, partial metric
-sums, best result, patience counter, history), so ``--resume`` continues the run it interrupted
-bit for bit.
+Reproducible: the data order is a function of (seed, epoch) and nothing reads the clock except
+once, to turn a ``max_time`` budget into a fixed number of epochs (:mod:`.budget`), so the same
+config and seed give the same ``metrics.csv`` and models (wall-clock columns go to
+``timing.csv``). Exact resume: the checkpoint holds every state that evolves (weights,
+optimiser, schedule, EMA, RNGs, position in the epoch, partial metric sums, best result,
+patience counter, history, the budget's speed record), so ``--resume`` continues the run it
+interrupted bit for bit.
 """
 
 from __future__ import annotations
@@ -39,25 +42,35 @@ import numpy as np
 import torch
 
 from tfpot.atomic_io import remove_stale_temp_files
+from tfpot.builder import as_atomic_numbers, build_model, model_from_config
 from tfpot.data.check import DataCheck
+from tfpot.inference import model_dtype
 from tfpot.model import EnergyModel
+from tfpot.model_file import save_model
+from tfpot.training.budget import SpeedRecord, describe_plan, planned_epochs, probe_speed
 from tfpot.training.checkpoint import (CHECKPOINT_NAME, atomic_write_text, load_checkpoint,
                                        rng_state, save_checkpoint, set_rng_state)
-from tfpot.training.config import ConfigError, TrainConfig, config_from_dict, load_config
+from tfpot.training.config import (ConfigError, TrainConfig, config_from_dict, load_config,
+                                   resolve_data_paths)
 from tfpot.training.data import (StructureSet, atoms_set, labels_needed, load_splits,
                                  verify_data)
 from tfpot.training.distributed import (DistContext, ShardedBatchSampler, all_reduce_gradients,
-                                        make_loader, setup, teardown)
+                                        setup, sharded_loader, teardown)
 from tfpot.training.ema import ExponentialMovingAverage
 from tfpot.training.guard import (NonFiniteError, check_metrics, nonfinite_graphs,
                                   step_error, step_is_finite)
 from tfpot.training.losses import Targets, WeightedLoss, errors
 from tfpot.training.metrics import (MetricAccumulator, evaluate, format_metrics, predict_batch,
-                                    short_metrics)
+                                    short_metrics, units_of, with_units)
 from tfpot.training.schedules import LRSchedule
-from tfpot.training.statistics import apply_statistics, training_statistics
+from tfpot.training.normalisation import apply_statistics, training_statistics
 
 Callback = Callable[["Trainer"], None]
+
+#: units of the entries of statistics.json
+STATISTICS_UNITS = {"e0": "eV (per atom of the element)", "energy_scale": "eV",
+                    "energy_shift": "eV/atom", "avg_num_neighbors": "neighbours per atom",
+                    "force_rms": "eV/Å", "energy_per_atom_std": "eV/atom"}
 
 #: Config keys that may change between a run and its resume.
 RESUMABLE_KEYS = ("training.max_epochs", "training.max_time", "training.early_stopping_patience",
@@ -117,6 +130,8 @@ class Trainer:
                                            self.ctx.world_size, seed=cfg.seed, shuffle=True)
         self.steps_per_epoch = self.sampler.num_batches()
         self.schedule = LRSchedule(self.optimizer, cfg.schedule, self.steps_per_epoch, tc.max_epochs)
+        self.speed: Optional[SpeedRecord] = None  # set by the max_time probe (run())
+        self.run_epochs = tc.max_epochs  # the run length, fixed in run()
         self.ema = ExponentialMovingAverage(self.model, tc.ema_decay)
         self.train_acc = MetricAccumulator(self.ctx.device)
 
@@ -124,12 +139,12 @@ class Trainer:
         self.epoch = 0
         self.batch_in_epoch = 0
         self.global_step = 0
-        self._partial_epoch = False  # set when max_time stops the run inside an epoch
         self.elapsed_before = 0.0
         self.best: Dict[str, Any] = {"loss": math.inf, "epoch": -1, "metrics": {}}
         self.best_state: Optional[Dict[str, torch.Tensor]] = None
         self.bad_epochs = 0
         self.history: List[Dict[str, Any]] = []
+        self.timings: List[Dict[str, Any]] = []  # wall clock per epoch (timing.csv)
         self.extra_state: Dict[str, Any] = {}
         self._last_checkpoint: Optional[str] = None  # named if the guard stops the run
 
@@ -177,7 +192,9 @@ class Trainer:
             "best_state": self.best_state,
             "bad_epochs": self.bad_epochs,
             "history": list(self.history),
+            "timings": list(self.timings),
             "extra": dict(self.extra_state),
+            "speed": self.speed.to_dict() if self.speed is not None else None,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -197,7 +214,10 @@ class Trainer:
         self.best_state = state.get("best_state")
         self.bad_epochs = int(state["bad_epochs"])
         self.history = list(state["history"])
+        self.timings = list(state.get("timings", []))
         self.extra_state = dict(state.get("extra", {}))
+        speed = state.get("speed")
+        self.speed = SpeedRecord.from_dict(speed) if speed is not None else None
         if self.out_dir is not None:
             self._last_checkpoint = f"{self.out_dir / CHECKPOINT_NAME} (step {self.global_step})"
         self._session_start = time.perf_counter()
@@ -211,8 +231,6 @@ class Trainer:
     def _save_model(self, name: str, extra: Dict[str, Any]) -> None:
         if self.out_dir is None or not self.ctx.is_main:
             return
-        from tfpot.builder import save_model
-
         save_model(self.model, self.out_dir / name, extra=extra)
 
     # ------------------------------------------------------------------ one step
@@ -241,8 +259,17 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"],
                                            self.cfg.training.grad_clip)
         self.optimizer.step()
-        self.schedule.step_batch(self._budget_fraction())
+        self.schedule.step_batch()
         self.ema.update()
+
+    def _plan_run(self) -> None:
+        """Fix the run length (:mod:`.budget`): probe the speed once if a budget has no record."""
+        tc = self.cfg.training
+        if tc.max_time is not None and self.speed is None:
+            self.speed = probe_speed(self)
+        self.run_epochs = planned_epochs(tc.max_epochs, tc.max_time, self.speed)
+        self.schedule.set_epochs(self.run_epochs)
+        self.log(describe_plan(self.run_epochs, tc.max_epochs, tc.max_time, self.speed))
 
     def _step_failure(self, loss, err, t) -> NonFiniteError:
         """The guard's error for this step (see :mod:`tfpot.training.guard`), also logged."""
@@ -259,36 +286,17 @@ class Trainer:
         self.log(f"stopped: {e}")
         return e
 
-    def _budget_fraction(self) -> Optional[float]:
-        """Share of ``training.max_time`` used so far (the largest over ranks), None without one."""
-        max_time = self.cfg.training.max_time
-        if max_time is None or self.schedule.type != "cosine":
-            return None
-        elapsed = self.elapsed
-        if self.ctx.distributed:
-            t = torch.tensor([elapsed], dtype=torch.float64, device=self.ctx.device)
-            elapsed = float(self.ctx.all_reduce_(t, "max").item())
-        return elapsed / max_time
-
     # ------------------------------------------------------------------ the loop
     def _stop_requested(self) -> Optional[str]:
-        tc = self.cfg.training
-        timed_out = tc.max_time is not None and self.elapsed >= tc.max_time
-        if self.ctx.distributed:
-            signalled = self.ctx.any(self._signal is not None)
-            timed_out = self.ctx.any(timed_out)
-        else:
-            signalled = self._signal is not None
-        return "signal" if signalled else ("max_time" if timed_out else None)
+        signalled = self.ctx.any(self._signal is not None)
+        return "signal" if signalled else None
 
     def _stop_between_epochs(self) -> Optional[str]:
         tc = self.cfg.training
-        if self.epoch >= tc.max_epochs:
-            return "max_epochs"
+        if self.epoch >= self.run_epochs:
+            return "max_epochs" if self.run_epochs >= tc.max_epochs else "max_time"
         if tc.early_stopping_patience is not None and self.bad_epochs >= tc.early_stopping_patience:
             return "early_stopping"
-        if tc.max_time is not None and self.ctx.any(self.elapsed >= tc.max_time):
-            return "max_time"
         return None
 
     def _train_epoch(self) -> tuple:
@@ -296,12 +304,12 @@ class Trainer:
         from tqdm.auto import tqdm
 
         self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch)
-        loader = make_loader(self.train_set, self.sampler, self.cfg.data.num_workers)
+        loader = sharded_loader(self.train_set, self.sampler, self.cfg.data.num_workers)
         # no bar when stderr is a file (batch jobs): the epoch lines say the same
         show = (self.cfg.logging.progress_bar and self.ctx.is_main and self.verbose
                 and sys.stderr.isatty())
         self._bar = tqdm(total=self.steps_per_epoch, initial=self.batch_in_epoch, leave=False,
-                         desc=f"epoch {self.epoch + 1}/{self.cfg.training.max_epochs}",
+                         desc=f"epoch {self.epoch + 1}/{self.run_epochs}",
                          disable=not show, dynamic_ncols=True, file=sys.stderr)
         stop = None
         try:
@@ -362,18 +370,17 @@ class Trainer:
             self.bad_epochs = 0
         else:
             self.bad_epochs += 1
-        row: Dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step,
-                               "time": round(self.elapsed, 3), "epoch_time": round(epoch_time, 3),
-                               "lr": lr}
+        row: Dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step, "lr": lr}
         row.update({f"train_{k}": v for k, v in train.items()})
         row.update({f"val_{k}": v for k, v in val.items()})
         self.history.append(row)
+        self.timings.append({"epoch": self.epoch + 1, "step": self.global_step,
+                             "time [s]": round(self.elapsed, 3),
+                             "epoch_time [s]": round(epoch_time, 3)})
         self._write_logs(row)
         best = " *" if self.best["epoch"] == self.epoch else ""
-        remaining = (self.cfg.training.max_epochs - self.epoch - 1) * (self.elapsed / max(len(self.history), 1))
-        if self.cfg.training.max_time is not None:
-            remaining = min(remaining, max(self.cfg.training.max_time - self.elapsed, 0.0))
-        self.log(f"epoch {self.epoch + 1:4d}/{self.cfg.training.max_epochs}  {epoch_time:6.1f} s  "
+        remaining = (self.run_epochs - self.epoch - 1) * epoch_time
+        self.log(f"epoch {self.epoch + 1:4d}/{self.run_epochs}  {epoch_time:6.1f} s  "
                  f"lr {lr:.2e}  train: {short_metrics(train)}"
                  + (f" | val: {short_metrics(val)}{best}" if val else "")
                  + f"  ETA {_hms(remaining)}")
@@ -386,14 +393,10 @@ class Trainer:
         if self.out_dir is None or not self.ctx.is_main:
             return
         if self.cfg.logging.csv:
-            keys: List[str] = []
-            for r in self.history:
-                keys += [k for k in r if k not in keys]
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=keys, restval="")
-            writer.writeheader()
-            writer.writerows(self.history)
-            atomic_write_text(buf.getvalue(), self.out_dir / "metrics.csv")
+            # metrics.csv: the same for the same config and seed; wall-clock times in timing.csv
+            atomic_write_text(_csv_text([with_units(r) for r in self.history]),
+                              self.out_dir / "metrics.csv")
+            atomic_write_text(_csv_text(self.timings), self.out_dir / "timing.csv")
         if self._tb is not None:
             for k, v in row.items():
                 if k not in ("epoch", "step") and isinstance(v, (int, float)):
@@ -443,6 +446,7 @@ class Trainer:
             if state is not None:
                 self.log(f"resuming at epoch {self.epoch + 1}, batch {self.batch_in_epoch}, "
                          f"step {self.global_step} ({self.elapsed_before:.0f} s trained)")
+            self._plan_run()
             reason = None
             while reason is None:
                 reason = self._stop_between_epochs()
@@ -459,14 +463,6 @@ class Trainer:
                     self.log(f"interrupted at step {self.global_step}: checkpoint written; "
                              f"continue with --resume")
                     return self._summary("interrupted", {})
-                if reason == "max_time" and not completed:
-                    self._partial_epoch = True
-                if reason == "max_time" and not completed and self.val_set is not None:
-                    # stopped inside an epoch: keep the chance of a better model
-                    val = self._validate()
-                    check_metrics(val, "validation")
-                    self._track_best(val.get("loss", math.inf), val)
-                    self.save_checkpoint()
             self.log(f"stopped: {_REASONS.get(reason, reason)} after {self.global_step} steps, "
                      f"{self.elapsed:.1f} s")
             return self._finalize(reason)
@@ -512,19 +508,20 @@ class Trainer:
         check_metrics(metrics, "test-set")
         self.log(format_metrics(metrics, f"test set ({len(test_set)} structures, best model):"))
         if self.out_dir is not None and self.ctx.is_main:
-            atomic_write_text(json.dumps({"num_structures": len(test_set), **metrics}, indent=2),
+            atomic_write_text(json.dumps({"num_structures": len(test_set), **metrics,
+                                          "units": units_of(metrics)}, indent=2),
                               self.out_dir / "test_metrics.json")
         return metrics
 
     def _summary(self, reason: str, test: Dict[str, float]) -> Dict[str, Any]:
-        # "epochs" counts completed epochs; a max_time stop inside epoch epochs + 1 sets
-        # "partial_epoch" (its validation may then be the best one: best_epoch = epochs + 1)
         summary = {"stop_reason": reason, "epochs": self.epoch,
-                   "partial_epoch": self._partial_epoch,
+                   "planned_epochs": self.run_epochs,
+                   "speed": self.speed.to_dict() if self.speed is not None else None,
                    "steps": self.global_step, "time": self.elapsed,
                    "best_epoch": self.best["epoch"] + 1,
                    "best_validation": self.best["metrics"], "test": test,
                    "last_epoch": self.history[-1] if self.history else {}}
+        summary["units"] = {"time": "s", **units_of(summary["last_epoch"]), **units_of(test)}
         if self.out_dir is not None and self.ctx.is_main:
             atomic_write_text(json.dumps(summary, indent=2, default=float),
                               self.out_dir / "summary.json")
@@ -553,8 +550,20 @@ class Trainer:
                 signal.signal(sig, h)
 
 
-_REASONS = {"max_epochs": "reached training.max_epochs", "max_time": "training.max_time budget used",
+_REASONS = {"max_epochs": "reached training.max_epochs",
+            "max_time": "ran the epochs that the training.max_time budget allows",
             "early_stopping": "no validation improvement for training.early_stopping_patience epochs"}
+
+
+def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    keys: List[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def _hms(seconds: float) -> str:
@@ -590,8 +599,6 @@ def _needs(cfg: TrainConfig) -> Tuple[str, ...]:
 
 
 def _species(cfg: TrainConfig, splits) -> List[int]:
-    from tfpot.builder import as_atomic_numbers
-
     if cfg.model.species is not None:
         return sorted(as_atomic_numbers(cfg.model.species))
     elements = set(splits.train.elements())
@@ -603,7 +610,15 @@ def _species(cfg: TrainConfig, splits) -> List[int]:
 def train_from_config(config: Union[str, Path, Mapping[str, Any], TrainConfig], resume: bool = False,
                       output_dir: Optional[Union[str, Path]] = None,
                       callbacks: Sequence[Callback] = (), verbose: bool = True) -> Path:
-    """Train as a config describes; returns the output directory.
+    """Train as a config describes; returns the output directory (see :func:`train_run`)."""
+    return train_run(config, resume, output_dir, callbacks, verbose)[0]
+
+
+def train_run(config: Union[str, Path, Mapping[str, Any], TrainConfig], resume: bool = False,
+              output_dir: Optional[Union[str, Path]] = None,
+              callbacks: Sequence[Callback] = (), verbose: bool = True) -> Tuple[Path, Dict[str, Any]]:
+    """Train as a config describes; returns the output directory and the run's summary (as
+    ``summary.json``; ``summary["stop_reason"]`` is ``"interrupted"`` after Ctrl-C / SIGTERM).
 
     Args:
         config: YAML path, dict or :class:`TrainConfig`.
@@ -620,9 +635,8 @@ def train_from_config(config: Union[str, Path, Mapping[str, Any], TrainConfig], 
     """
     import yaml
 
-    from tfpot.builder import build_model
-
     cfg = load_config(config)
+    resolve_data_paths(cfg, Path.cwd())  # relative ones (dicts, recipes): absolute in config.yaml
     if output_dir is not None:
         cfg.output_dir = str(output_dir)
     out = Path(cfg.output_dir)
@@ -655,10 +669,7 @@ def train_from_config(config: Union[str, Path, Mapping[str, Any], TrainConfig], 
         splits = load_splits(cfg.data, cfg.seed)
         say(f"data: {splits.description}")
         if state is not None:
-            mc = dict(state["model_config"])
-            species, cutoff = mc.pop("species"), mc.pop("cutoff")
-            mc["gate_range"] = tuple(mc["gate_range"])
-            model = EnergyModel(species, cutoff=cutoff, **mc)
+            model = model_from_config(state["model_config"])
             model = model.to(torch.float64 if cfg.model.dtype == "float64" else torch.float32)
             model.load_state_dict(state["model_state"])
             stats = None
@@ -667,11 +678,9 @@ def train_from_config(config: Union[str, Path, Mapping[str, Any], TrainConfig], 
             m = cfg.model
             stats = training_statistics(splits.train, species, m.e0, m.energy_scale,
                                         m.energy_shift, seed=cfg.seed)
-            hyper = m.hyperparameters()
-            hyper["avg_num_neighbors"] = (stats["avg_num_neighbors"] if m.avg_num_neighbors == "auto"
-                                          else float(m.avg_num_neighbors))
-            model = build_model(species, cutoff=cfg.data.cutoff, preset=m.preset, dtype=m.dtype,
-                                seed=cfg.seed if m.seed is None else m.seed, **hyper)
+            hyper = m.resolve(stats["avg_num_neighbors"] if m.avg_num_neighbors == "auto" else None)
+            model = build_model(species, cutoff=cfg.data.cutoff, preset=hyper, dtype=m.dtype,
+                                seed=cfg.seed if m.seed is None else m.seed)
             apply_statistics(model, stats)
             for note in stats["notes"]:
                 say(f"note: {note}")
@@ -685,16 +694,17 @@ def train_from_config(config: Union[str, Path, Mapping[str, Any], TrainConfig], 
             if splits.indices:
                 np.savez(out / "splits.npz", **splits.indices)
             if stats is not None:
-                atomic_write_text(json.dumps({k: ({str(z): e for z, e in v.items()} if k == "e0" else v)
-                                              for k, v in stats.items()}, indent=2),
+                atomic_write_text(json.dumps({**{k: ({str(z): e for z, e in v.items()} if k == "e0"
+                                                     else v) for k, v in stats.items()},
+                                              "units": STATISTICS_UNITS}, indent=2),
                                   out / "statistics.json")
         ctx.barrier()
         trainer = Trainer(model, cfg, splits.train, splits.val, out, ctx, splits.load_test,
                           callbacks, verbose)
-        trainer.run(state, preamble)
+        summary = trainer.run(state, preamble)
     finally:
         teardown(ctx)
-    return out
+    return out, summary
 
 
 def _fmt_e0(e0: Mapping[int, float]) -> str:
@@ -724,15 +734,18 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
             early stopping follow the validation loss.
         epochs, batch_size, lr, seed, max_time: as ``training.max_epochs`` etc. of the config.
         energy_weight, forces_weight, stress_weight: loss weights (0 for absent labels).
-        schedule: ``plateau``, ``constant`` or ``cosine``; with ``max_time`` the cosine reaches
-            its floor (1e-6) when the budget is used up, so a budgeted run ends annealed.
+        schedule: ``plateau``, ``constant`` or ``cosine``; ``max_time`` (s) fixes the number of
+            epochs once, from the measured speed (:mod:`tfpot.training.budget`), and the cosine
+            reaches its floor (1e-6) at the end of them, so a budgeted run ends annealed.
         out_dir: if given, checkpoints, models and logs are written there (as ``tfpot train``).
         resume: continue from ``out_dir/checkpoint.pt``.
     """
     raw = {"seed": seed, "device": str(next(model.parameters()).device),
            "output_dir": str(out_dir) if out_dir is not None else "<none>",
            "data": {"path": "<in-memory atoms>", "cutoff": float(model.cutoff)},
-           "model": {"e0": e0 if isinstance(e0, str) else dict(e0)},
+           "model": {**{k: v for k, v in model.config.items() if k not in ("species", "cutoff")},
+                     "dtype": str(model_dtype(model))[6:],
+                     "e0": e0 if isinstance(e0, str) else dict(e0)},
            "loss": {"energy_weight": energy_weight, "forces_weight": forces_weight,
                     "stress_weight": stress_weight},
            "optimizer": {"lr": lr, "weight_decay": weight_decay},

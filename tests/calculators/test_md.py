@@ -1,7 +1,7 @@
 """Molecular dynamics through TFPotCalculator with a trained model: energy conservation (NVE),
 the Verlet-skin neighbour list against fresh lists along a trajectory, and the MD examples.
 
-The model is fitted in the session (``tfpot.training.fit``) to 60 frames of the bundled demo set
+The model is fitted once per session (``trained_ethanol``, conftest.py) to 60 frames of the demo set
 (ethanol, GFN2-xTB labels, 500 K MD) for 30 epochs: test force RMSE ~0.2 eV/Å against a label
 spread of ~1 eV/Å, enough for stable room-temperature MD.
 """
@@ -12,8 +12,6 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 from ase import units
 from ase.md.langevin import Langevin
 from ase.md.verlet import VelocityVerlet
@@ -34,33 +32,6 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NVE_DRIFT_BOUND = 5e-4
 # Largest excursion |E_tot(t) - E_tot(0)| per atom: ~10x the Verlet fluctuation seen at 0.5 fs.
 NVE_EXCURSION_BOUND = 5e-3
-
-
-def _train_ethanol(path: Path) -> Path:
-    from tfpot.training import fit
-
-    frames = read_structures(demo_dataset_path())
-    idx = np.random.default_rng(0).permutation(len(frames))
-    train = [frames[i] for i in idx[:60]]
-    model = tfpot.build_model(["H", "C", "O"], cutoff=4.0, preset="small", seed=0)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # session fixtures start before the module's thread fixture
-    try:
-        fit(model, train, epochs=30, batch_size=10, lr=5e-3, forces_weight=10.0, seed=0)
-    finally:
-        torch.set_num_threads(old)
-    tfpot.save_model(model, path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def trained_ethanol(tmp_path_factory) -> Path:
-    """Model file fitted to the demo ethanol set. The file lives in the session's base temp
-    folder, so test_relax.py (same fixture) reuses it instead of training again."""
-    path = tmp_path_factory.getbasetemp() / "trained_ethanol_gfn2.pt"
-    if not path.exists():
-        _train_ethanol(path)
-    return path
 
 
 def _demo_start():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("pymatgen.core", reason="pymatgen is not installed (pip install 'tfpot[pymatgen]')")
 
@@ -12,7 +11,8 @@ from pymatgen.core import Lattice, Molecule, Structure  # noqa: E402
 from pymatgen.io.ase import AseAtomsAdaptor  # noqa: E402
 
 import tfpot  # noqa: E402
-from helpers import ethanol, make_model, triclinic_cu  # noqa: E402
+from helpers import make_model  # noqa: E402
+from tfpot.testing.structures import ethanol, triclinic_cu  # noqa: E402
 from tfpot.calculators import TFPotCalculator  # noqa: E402
 from tfpot.calculators.pymatgen_adapter import predict_pymatgen, pymatgen_to_atoms  # noqa: E402
 

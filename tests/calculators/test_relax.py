@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-import tfpot
 from tfpot.calculators import TFPotCalculator
 from tfpot.calculators.relax_cli import relax
 from tfpot.data import demo_dataset_path, read_structures
@@ -24,33 +22,6 @@ def _load_example(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _train_ethanol(path: Path) -> Path:
-    from tfpot.training import fit
-
-    frames = read_structures(demo_dataset_path())
-    idx = np.random.default_rng(0).permutation(len(frames))
-    train = [frames[i] for i in idx[:60]]
-    model = tfpot.build_model(["H", "C", "O"], cutoff=4.0, preset="small", seed=0)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # session fixtures start before the module's thread fixture
-    try:
-        fit(model, train, epochs=30, batch_size=10, lr=5e-3, forces_weight=10.0, seed=0)
-    finally:
-        torch.set_num_threads(old)
-    tfpot.save_model(model, path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def trained_ethanol(tmp_path_factory) -> Path:
-    """Same fixture (and file) as in test_md.py: whichever module runs first trains the model,
-    the other finds the file in the session's base temp folder."""
-    path = tmp_path_factory.getbasetemp() / "trained_ethanol_gfn2.pt"
-    if not path.exists():
-        _train_ethanol(path)
-    return path
 
 
 def _max_force(atoms) -> float:

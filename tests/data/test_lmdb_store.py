@@ -13,7 +13,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from tfpot.data import DataFormatError, LmdbDataset, make_loader, read_header, read_structures, write_lmdb
 from tfpot.data import lmdb_store
-from tfpot.data.graphs import atoms_to_data
+from tfpot.data.datasets import atoms_to_data
 
 
 def small_molecules(n, seed=0):

@@ -2,7 +2,7 @@
 
 import torch
 
-from tfpot.nn.messages import ParityAttentionMessage, ParityMLPMessage
+from tfpot.nn.messages import MESSAGES, MessageWiring
 from tfpot.nn.parity import ParityMLP, parity_indices, split_rank2, split_vectors
 
 P = torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)
@@ -53,8 +53,8 @@ def test_parity_messages_are_equivariant():
     xe = torch.randn(e, 7, dtype=torch.float64)
     xo = torch.randn(e, 3, dtype=torch.float64)
     env = torch.rand(e, dtype=torch.float64)
-    for cls in (ParityMLPMessage, ParityAttentionMessage):
-        msg = cls(8, 7, 3, 9, 5, hidden=16, hidden_odd=8).double()
+    for cls in MESSAGES.values():
+        msg = cls(MessageWiring(8, 7, 3, 9, 5), 16, 8, 10.0).double()
         me, mo = msg(s, centre, neighbour, xe, xo, env, n)
         me2, mo2 = msg(s, centre, neighbour, xe, -xo, env, n)
         assert me.shape == (e, 9) and mo.shape == (e, 5)

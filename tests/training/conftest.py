@@ -1,25 +1,15 @@
 """Fixtures of the training tests: tiny configs on small data, one CPU thread.
 
 Tiny means: preset small with hidden 16, one or two layers, a few dozen structures, a few epochs;
-every training run here takes seconds.
+every training run here takes seconds. (Torch runs on one thread: tests/conftest.py.)
 """
 
 import copy
 
 import pytest
-import torch
 
 TINY_MODEL = dict(preset="small", dtype="float64", hidden=16, num_layers=1, reps="16x0+4x1+2x2",
                   num_basis=8, lmax=4, ps_channels=6)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Torch with one thread: fastest on a shared 2-core machine, and the same for every test."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture

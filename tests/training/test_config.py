@@ -58,6 +58,11 @@ def test_unknown_key_names_key_and_suggestion(tmp_path, raw, key, hint):
     ({"data": {"path": "a.xyz", "split": {"val": 1.5}}}, r"data.split.val: a fraction must lie"),
     ({"data": {"path": "a.xyz", "target": "energy"}}, r"data.target: must be one of .*U0.* \(got 'energy'\)"),
     ({"model": {"reps": "abc"}}, r"model.reps"),
+    ({"model": {"envelope_p": 1}}, r"model.envelope_p: must be >= 2 \(got 1\)"),
+    ({"model": {"gate_range": [0.0, 0.1]}}, r"model.gate_range: expected \[low, high\] with 0 < low"),
+    ({"model": {"message": "attention", "hidden": 12}}, r"model.hidden: .*divisible by the 4"),
+    ({"model": {"parity": "average"}}, r"model.parity: .*tfpot < 0.2"),
+    ({"model": {"avg_num_neighbors": -1.0}}, r"model.avg_num_neighbors: must be > 0"),
 ])
 def test_bad_values_are_named(tmp_path, section, match):
     raw = {"data": {"path": "x.npz"}}
@@ -135,3 +140,14 @@ def test_cli_reports_config_error_without_traceback(tmp_path):
 
     path = write(tmp_path, {"data": {"path": "x.npz"}, "trainig": {}})
     assert main(["train", str(path)]) == 1
+
+
+def test_cli_refuses_bad_hyperparameter_before_reading_data(tmp_path, capsys):
+    # the data file does not exist: the error must be the hyperparameter, found at config load
+    from tfpot.cli import main
+
+    path = write(tmp_path, {"data": {"path": str(tmp_path / "missing.npz")},
+                            "model": {"envelope_p": 1}})
+    assert main(["train", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "model.envelope_p: must be >= 2 (got 1)" in err and "missing.npz" not in err

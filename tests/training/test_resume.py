@@ -1,7 +1,6 @@
 """Kill-and-resume equals an uninterrupted run (float64, bit for bit: tolerance 0)."""
 
 import csv
-import math
 
 import pytest
 import torch
@@ -70,12 +69,8 @@ def test_kill_and_resume_matches_uninterrupted(tiny_config, tmp_path, kill_step)
 
     rows_a, rows_b = read_csv(ref / "metrics.csv"), read_csv(cut / "metrics.csv")
     assert [r["epoch"] for r in rows_a] == [r["epoch"] for r in rows_b] == ["1", "2", "3"]
-    for ra, rb in zip(rows_a, rows_b):
-        for key in ra:
-            if key.startswith("val_"):  # same weights, same data: identical
-                assert ra[key] == rb[key], key
-            elif key.startswith("train_"):  # partial-epoch sums are added in another order
-                assert math.isclose(float(ra[key]), float(rb[key]), rel_tol=1e-12), key
+    # the whole file, partial-epoch training sums included: same numbers, same order of sums
+    assert (ref / "metrics.csv").read_text() == (cut / "metrics.csv").read_text()
 
 
 def test_resume_refuses_changed_config(tiny_config, tmp_path):

@@ -37,24 +37,36 @@ def test_loss_falls_and_outputs_are_complete(tiny_config):
     # at least halves on validation (EMA weights) and falls on the training batches
     assert min(float(r["val_loss"]) for r in rows) < 0.5 * float(first["val_loss"])
     assert float(last["train_loss"]) < 0.8 * float(first["train_loss"])
-    for key in ("epoch_time", "lr", "train_energy_mae", "train_energy_rmse", "train_forces_mae",
-                "train_forces_rmse", "val_energy_mae", "val_forces_rmse"):
-        assert key in first
+    # every column states its unit; wall-clock times are in timing.csv, not in metrics.csv
+    assert list(first) == ["epoch", "step", "lr", "train_energy_mae [eV/atom]",
+                           "train_energy_rmse [eV/atom]", "train_total_energy_mae [eV]",
+                           "train_forces_mae [eV/Å]", "train_forces_rmse [eV/Å]", "train_loss",
+                           "val_energy_mae [eV/atom]", "val_energy_rmse [eV/atom]",
+                           "val_total_energy_mae [eV]", "val_forces_mae [eV/Å]",
+                           "val_forces_rmse [eV/Å]", "val_loss"]
+    timing = read_csv(out / "timing.csv")
+    assert list(timing[0]) == ["epoch", "step", "time [s]", "epoch_time [s]"] and len(timing) == 5
+    assert 0 < float(timing[0]["time [s]"]) < float(timing[-1]["time [s]"])
     for name in ("best_model.pt", "final_model.pt", "checkpoint.pt", "config.yaml", "splits.npz",
                  "statistics.json", "test_metrics.json", "summary.json", "train.log"):
         assert (out / name).exists(), name
     assert list((out / "tensorboard").iterdir())  # tensorboard is installed here
     test = json.loads((out / "test_metrics.json").read_text())
     assert test["num_structures"] == 8 and test["forces_mae"] > 0
+    assert test["units"] == {"energy_mae": "eV/atom", "energy_rmse": "eV/atom",
+                             "total_energy_mae": "eV", "forces_mae": "eV/Å", "forces_rmse": "eV/Å"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["units"]["time"] == "s" and summary["units"]["val_forces_mae"] == "eV/Å"
     splits = np.load(out / "splits.npz")
     assert len(set(splits["test"]) & set(splits["train"])) == 0 and len(splits["train"]) == 24
 
     # the model files are ready to use: E0 / scale / shift of the training set are inside
     model = tfpot.load_model(out / "best_model.pt")
     stats = json.loads((out / "statistics.json").read_text())
+    assert stats["units"]["energy_scale"] == "eV" and stats["units"]["force_rms"] == "eV/Å"
     e0 = [stats["e0"][str(z)] for z in model.species]
-    assert torch.allclose(model.atomic_reference, torch.tensor(e0, dtype=torch.float64))
-    assert float(model.energy_scale) == pytest.approx(stats["energy_scale"])
+    assert torch.allclose(model.readout.atomic_reference, torch.tensor(e0, dtype=torch.float64))
+    assert float(model.readout.energy_scale) == pytest.approx(stats["energy_scale"])
     from tfpot.data import demo_dataset_path, read_structures
 
     atoms = read_structures(demo_dataset_path(), indices=[int(splits["test"][0])])[0]
@@ -94,7 +106,7 @@ def test_energy_only_training_on_qm9_like_data(tiny_config, tmp_path):
                           verbose=False)
     out = train_from_config(cfg, verbose=False)
     rows = read_csv(out / "metrics.csv")
-    assert "train_forces_mae" not in rows[0] and "val_energy_mae" in rows[0]
+    assert "train_forces_mae [eV/Å]" not in rows[0] and "val_energy_mae [eV/atom]" in rows[0]
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     # float64 least squares recovers the per-element references (to the 0.01 Ha noise)
     e0 = json.loads((out / "statistics.json").read_text())["e0"]
@@ -133,8 +145,9 @@ def test_stress_training_on_emt_cells(tiny_config, tmp_path):
                       training={"max_epochs": 5, "batch_size": 4, "ema_decay": 0.5})
     out = train_from_config(cfg, verbose=False)
     rows = read_csv(out / "metrics.csv")
-    assert "train_stress_mae" in rows[0] and "val_stress_rmse" in rows[0]
-    assert float(rows[-1]["train_stress_mae"]) < float(rows[0]["train_stress_mae"])
+    assert "train_stress_mae [eV/Å^3]" in rows[0] and "val_stress_rmse [eV/Å^3]" in rows[0]
+    key = "train_stress_mae [eV/Å^3]"
+    assert float(rows[-1][key]) < float(rows[0][key])
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     test = json.loads((out / "test_metrics.json").read_text())
     assert test["num_structures"] == 4 and test["stress_mae"] < 0.05  # eV/Å^3
@@ -158,18 +171,22 @@ def test_fit_api_float32(tmp_path):
     before = force_mae(model.eval())
     fitted = fit(model, train, val, epochs=4, batch_size=4, lr=1e-2, forces_weight=10.0, seed=0)
     assert fitted is model and not fitted.training
-    assert float(fitted.energy_scale) != 1.0  # statistics went into the buffers
+    assert float(fitted.readout.energy_scale) != 1.0  # statistics went into the buffers
     assert fitted.embedding.weight.dtype == torch.float32
     assert force_mae(fitted) < 0.8 * before
 
 
-def test_max_time_stops_and_saves(tiny_config):
+def test_max_time_fixes_the_run_length_and_saves(tiny_config):
     out = train_from_config(tiny_config(training={"max_epochs": 50, "max_time": 1.0}), verbose=False)
     summary = json.loads((out / "summary.json").read_text())
+    # the probe measured the speed once and the budget fixed the number of whole epochs
     assert summary["stop_reason"] == "max_time" and summary["epochs"] < 50
+    assert summary["epochs"] == summary["planned_epochs"] >= 1
+    speed = summary["speed"]
+    assert speed["seconds_per_step"] > 0 and speed["steps_per_epoch"] == 6
     assert (out / "final_model.pt").exists() and (out / "best_model.pt").exists()
-    # "epochs" counts completed epochs; a best model from an interrupted epoch is flagged
-    assert summary["best_epoch"] <= summary["epochs"] + (1 if summary["partial_epoch"] else 0)
+    assert 1 <= summary["best_epoch"] <= summary["epochs"]
+    assert "fixed now by the 1 s budget" in (out / "train.log").read_text()
 
 
 def test_sigint_finishes_step_and_writes_checkpoint(tiny_config):

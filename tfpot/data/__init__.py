@@ -23,8 +23,8 @@ _EXPORTS = {
     "parse_qm9_xyz": "qm9", "QM9_PROPERTIES": "qm9",
     "write_lmdb": "lmdb_store", "read_header": "lmdb_store", "LmdbDataset": "lmdb_store",
     "FORMAT_VERSION": "lmdb_store",
-    "AtomsDataset": "graphs", "atoms_to_data": "graphs", "arrays_to_data": "graphs",
-    "make_loader": "graphs",
+    "AtomsDataset": "datasets", "atoms_to_data": "datasets", "arrays_to_data": "datasets",
+    "make_loader": "datasets", "model_inputs": "datasets",
     "random_split": "splits", "rmd17_split": "splits", "write_held_out_split": "splits",
     "structure_fingerprint": "splits", "assert_disjoint": "splits",
     "DatasetStatistics": "statistics", "StatisticsAccumulator": "statistics",
@@ -51,7 +51,8 @@ def __dir__():
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from tfpot.data.demo import demo_dataset_path, resolve_data_path
-    from tfpot.data.graphs import AtomsDataset, arrays_to_data, atoms_to_data, make_loader
+    from tfpot.data.datasets import (AtomsDataset, arrays_to_data, atoms_to_data, make_loader,
+                                     model_inputs)
     from tfpot.data.lmdb_store import FORMAT_VERSION, LmdbDataset, read_header, write_lmdb
     from tfpot.data.md17 import read_rmd17_split
     from tfpot.data.qm9 import QM9_PROPERTIES, parse_qm9_xyz

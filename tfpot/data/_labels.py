@@ -8,6 +8,7 @@ from typing import Optional
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.stress import voigt_6_to_full_3x3_stress
 
 
 
@@ -49,8 +50,6 @@ def labels_of(atoms: Atoms):
         if stress.shape == (9,):  # ASE databases store a flattened 3x3
             stress = stress.reshape(3, 3)
         elif stress.shape == (6,):
-            from ase.stress import voigt_6_to_full_3x3_stress
-
             stress = voigt_6_to_full_3x3_stress(stress)
     return (None if energy is None else float(energy),
             None if forces is None else np.asarray(forces, dtype=np.float64),

@@ -32,6 +32,7 @@ from ase.data import chemical_symbols
 
 from tfpot.data._labels import labels_of
 from tfpot.data.errors import DataFormatError
+from tfpot.graph import neighbor_list
 
 #: Å; atoms closer than this are refused (as ``TFPotCalculator(min_distance=0.1)`` does)
 DEFAULT_MIN_DISTANCE = 0.1
@@ -170,8 +171,6 @@ def _label_problems(atoms: Atoms, where: str, needs: Sequence[str], pbc: np.ndar
 
 def _distance_problems(atoms: Atoms, where: str, min_distance: Optional[float],
                        facts: Optional[FrameFacts]) -> List[str]:
-    from tfpot.graph import neighbor_list
-
     radius = max(min_distance or 0.0, STATISTICS_RADIUS if facts is not None else 0.0)
     pos = atoms.get_positions()
     nl = neighbor_list(pos, radius, atoms.cell.array, atoms.get_pbc())

@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Iterator
 
 from ase import Atoms
+from ase.data import chemical_symbols
 
 from tfpot.atomic_io import remove_stale_temp_files
 from tfpot.data.check import DEFAULT_MIN_DISTANCE, DataCheck, DataCheckError
 from tfpot.data.demo import resolve_data_path
 from tfpot.data.errors import DataFormatError
+from tfpot.data.lmdb_store import write_lmdb
+from tfpot.data.readers import detect_format, iter_structures
 
 
 def register(subparsers) -> None:
@@ -47,8 +50,6 @@ def register(subparsers) -> None:
 def _structures(args: argparse.Namespace, check: DataCheck) -> Iterator[Atoms]:
     """Every input's frames that pass the data check; at the end, the check's verdict (raised
     inside the stream, so that ``write_lmdb`` discards its temporary file)."""
-    from tfpot.data.readers import detect_format, iter_structures
-
     for name in args.inputs:
         path = resolve_data_path(name)
         fmt = args.format or detect_format(path)
@@ -65,8 +66,6 @@ def _structures(args: argparse.Namespace, check: DataCheck) -> Iterator[Atoms]:
 
 def run(args: argparse.Namespace) -> int:
     """Convert; print counts. Returns 0; bad input raises a one-line TfpotError."""
-    from tfpot.data.lmdb_store import write_lmdb
-
     if not args.min_distance >= 0:
         raise DataFormatError(f"--min-distance must be >= 0 Å (got {args.min_distance})")
     for path in remove_stale_temp_files(args.output.parent, name=args.output.name):
@@ -82,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(check.lines()), file=sys.stderr)
         raise
     dt = time.perf_counter() - t0
-    from ase.data import chemical_symbols
 
     labels = header["labels"]
     print(f"wrote {args.output}: {header['count']} structures, {header['num_atoms']} atoms, "

@@ -43,13 +43,16 @@ import lmdb
 import numpy as np
 import torch
 from ase import Atoms
+from tqdm import tqdm
 
+from tfpot._version import __version__
 from tfpot.atomic_io import atomic_path
 from tfpot.data._labels import attach_labels, labels_of
+from tfpot.data.datasets import arrays_to_data, targets_to_pad
 from tfpot.data.errors import DataFormatError
-from tfpot.data.graphs import arrays_to_data, targets_to_pad
 from tfpot.data.statistics import DatasetStatistics, StatisticsAccumulator
 from tfpot.data.units import INTERNAL_UNITS
+from tfpot.graph import neighbor_list
 
 PathLike = Union[str, os.PathLike]
 
@@ -242,9 +245,6 @@ def _write_records(env: lmdb.Environment, structures: Iterable[Atoms], path: Pat
                    cutoff: Optional[float], statistics: bool, float_dtype: np.dtype,
                    commit_every: int, sources: Sequence[str], progress: bool) -> Dict[str, Any]:
     """Write the records and the header into an open environment; returns the header."""
-    from tfpot import __version__
-    from tfpot.graph import neighbor_list
-
     map_size = _INITIAL_MAP_SIZE
     acc = StatisticsAccumulator(cutoff=cutoff)
     natoms = array("i")
@@ -272,8 +272,6 @@ def _write_records(env: lmdb.Environment, structures: Iterable[Atoms], path: Pat
 
     iterator: Iterable[Atoms] = structures
     if progress:
-        from tqdm import tqdm
-
         iterator = tqdm(structures, desc=f"writing {path.name}", unit="structures")
     for atoms in iterator:
         ei = S = None
@@ -461,7 +459,7 @@ class LmdbDataset(torch.utils.data.Dataset):
         return_type: ``"graph"`` (default when a cutoff is given) or ``"atoms"``.
         transform: optional callable applied to each item.
 
-    Shapes (graphs): see :mod:`tfpot.data.graphs`.
+    Shapes (graphs): see :mod:`tfpot.data.datasets`.
     """
 
     def __init__(self, path: PathLike, cutoff: Optional[float] = None,
@@ -563,8 +561,6 @@ class LmdbDataset(torch.utils.data.Dataset):
                 keep = np.einsum("ij,ij->i", vec, vec) < self.cutoff ** 2
                 edge_index, shifts = edge_index[:, keep], shifts[keep]
         else:
-            from tfpot.graph import neighbor_list
-
             nl = neighbor_list(positions, self.cutoff, cell, rec["pbc"])
             edge_index, shifts = nl.edge_index, nl.shifts
         energy = rec.get("energy")

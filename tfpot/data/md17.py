@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 from ase import Atoms
@@ -54,6 +54,12 @@ def _get(npz, path: Path, key: str, layout: str, keys: Sequence[str]) -> np.ndar
         return np.asarray(npz[key])
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise DataFormatError(f"{path.name}: key '{key}' cannot be read ({e})") from e
+
+
+def _get_all(npz, path: Path, keys: Sequence[str], layout: str,
+             layout_keys: Sequence[str]) -> List[np.ndarray]:
+    """The arrays under ``keys``, in that order (see :func:`_get`)."""
+    return [_get(npz, path, key, layout, layout_keys) for key in keys]
 
 
 def _meta_string(npz, key: str) -> Optional[str]:
@@ -132,6 +138,19 @@ def _select(n: int, indices: Optional[Sequence[int]], path: Path) -> np.ndarray:
     return idx % n if n else idx
 
 
+def _labelled_frames(path: Path, indices: Optional[Sequence[int]], z: np.ndarray, R: np.ndarray,
+                     E: np.ndarray, F: np.ndarray,
+                     info: Callable[[int], Dict[str, Any]]) -> Iterator[Atoms]:
+    """Frames ``indices`` (all by default) as Atoms: positions Å, labels converted from kcal/mol
+    to eV, ``atoms.info`` = ``{"frame": i, **info(i)}``."""
+    z = z.astype(np.int64)
+    E = E.reshape(-1).astype(np.float64) * KCAL_PER_MOL
+    for i in _select(len(R), indices, path):
+        atoms = Atoms(numbers=z, positions=R[i].astype(np.float64))
+        atoms.info.update({"frame": int(i), **info(int(i))})
+        yield attach_labels(atoms, energy=E[i], forces=F[i].astype(np.float64) * KCAL_PER_MOL)
+
+
 def iter_md17(path: PathLike, indices: Optional[Sequence[int]] = None) -> Iterator[Atoms]:
     """Frames of an original MD17 npz as Atoms with labels in eV, eV/Å.
 
@@ -141,22 +160,11 @@ def iter_md17(path: PathLike, indices: Optional[Sequence[int]] = None) -> Iterat
     """
     path = Path(path)
     with _load_npz(path) as npz:
-        R = _get(npz, path, "R", "MD17", MD17_KEYS)
-        z = _get(npz, path, "z", "MD17", MD17_KEYS)
-        E = _get(npz, path, "E", "MD17", MD17_KEYS)
-        F = _get(npz, path, "F", "MD17", MD17_KEYS)
+        R, z, E, F = _get_all(npz, path, ("R", "z", "E", "F"), "MD17", MD17_KEYS)
         name, theory = _meta_string(npz, "name"), _meta_string(npz, "theory")
     _check_arrays(path, ("z", "R", "E", "F"), z, R, E, F)
-    z = z.astype(np.int64)
-    E = E.reshape(-1).astype(np.float64) * KCAL_PER_MOL
-    for i in _select(len(R), indices, path):
-        atoms = Atoms(numbers=z, positions=R[i].astype(np.float64))
-        atoms.info["frame"] = int(i)
-        if name is not None:
-            atoms.info["molecule"] = name
-        if theory is not None:
-            atoms.info["theory"] = theory
-        yield attach_labels(atoms, energy=E[i], forces=F[i].astype(np.float64) * KCAL_PER_MOL)
+    meta = {k: v for k, v in (("molecule", name), ("theory", theory)) if v is not None}
+    yield from _labelled_frames(path, indices, z, R, E, F, lambda i: meta)
 
 
 def iter_rmd17(path: PathLike, indices: Optional[Sequence[int]] = None) -> Iterator[Atoms]:
@@ -168,23 +176,15 @@ def iter_rmd17(path: PathLike, indices: Optional[Sequence[int]] = None) -> Itera
     """
     path = Path(path)
     with _load_npz(path) as npz:
-        z = _get(npz, path, "nuclear_charges", "rMD17", RMD17_KEYS)
-        R = _get(npz, path, "coords", "rMD17", RMD17_KEYS)
-        E = _get(npz, path, "energies", "rMD17", RMD17_KEYS)
-        F = _get(npz, path, "forces", "rMD17", RMD17_KEYS)
+        z, R, E, F = _get_all(npz, path, ("nuclear_charges", "coords", "energies", "forces"),
+                              "rMD17", RMD17_KEYS)
         old = np.asarray(npz["old_indices"]) if "old_indices" in npz.files else None
     _check_arrays(path, ("nuclear_charges", "coords", "energies", "forces"), z, R, E, F)
     if old is not None and old.shape != (len(R),):
         raise DataFormatError(
             f"{path.name}: key 'old_indices' must have shape ({len(R)},) (got {old.shape})")
-    z = z.astype(np.int64)
-    E = E.reshape(-1).astype(np.float64) * KCAL_PER_MOL
-    for i in _select(len(R), indices, path):
-        atoms = Atoms(numbers=z, positions=R[i].astype(np.float64))
-        atoms.info["frame"] = int(i)
-        if old is not None:
-            atoms.info["old_index"] = int(old[i])
-        yield attach_labels(atoms, energy=E[i], forces=F[i].astype(np.float64) * KCAL_PER_MOL)
+    yield from _labelled_frames(path, indices, z, R, E, F,
+                                lambda i: {} if old is None else {"old_index": int(old[i])})
 
 
 def read_rmd17_split(path: PathLike) -> np.ndarray:

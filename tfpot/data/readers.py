@@ -28,12 +28,20 @@ import struct
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
+import ase.db
+import ase.io
 import numpy as np
 from ase import Atoms
+from ase.io.formats import ioformats
 
-from tfpot.data._labels import attach_labels
+from tfpot.data._labels import attach_labels, labels_of
 from tfpot.data.check import check_readable
+from tfpot.data.extxyz import iter_extxyz
 from tfpot.data.errors import DataFormatError
+from tfpot.data.lmdb_store import LmdbDataset
+from tfpot.data.md17 import iter_md17, iter_rmd17, npz_layout
+from tfpot.data.pymatgen_json import iter_pymatgen_json, load_json
+from tfpot.data.qm9 import iter_qm9
 
 PathLike = Union[str, os.PathLike]
 
@@ -64,8 +72,6 @@ def detect_format(path: PathLike) -> str:
     name = path.name.lower()
     head = _head(path)
     if head.startswith(b"PK\x03\x04") or name.endswith(".npz"):
-        from tfpot.data.md17 import npz_layout
-
         return npz_layout(path)
     if head.startswith(b"SQLite format 3\x00"):
         return "ase-db"
@@ -93,8 +99,6 @@ def detect_format(path: PathLike) -> str:
 
 
 def _json_flavour(path: Path) -> str:
-    from tfpot.data.pymatgen_json import load_json
-
     data = load_json(path)
     if isinstance(data, dict) and "nextid" in data:
         return "ase-db"
@@ -123,10 +127,6 @@ def _reject_options(fmt: str, options: Dict[str, Any], allowed: Iterable[str],
 
 def _iter_ase(path: Path, fmt: Optional[str], index: Any = ":", energy_key: str = "energy",
               forces_key: str = "forces", stress_key: str = "stress") -> Iterator[Atoms]:
-    import ase.io
-
-    from tfpot.data.extxyz import iter_extxyz
-
     try:
         if fmt == "extxyz":  # line by line, naming frame and line of every problem
             it = iter_extxyz(path, index=index)
@@ -146,7 +146,6 @@ def _relabel(atoms: Atoms, energy_key: str, forces_key: str, stress_key: str) ->
     """Move labels stored under custom keys (e.g. ``REF_energy``) onto the calculator."""
     if (energy_key, forces_key, stress_key) == ("energy", "forces", "stress"):
         return atoms
-    from tfpot.data._labels import labels_of
 
     energy, forces, stress = labels_of(atoms)
     # A custom key replaces the standard one; the moved value leaves info/arrays.
@@ -158,8 +157,6 @@ def _relabel(atoms: Atoms, energy_key: str, forces_key: str, stress_key: str) ->
 
 
 def _iter_ase_db(path: Path, selection: Any = None) -> Iterator[Atoms]:
-    import ase.db
-
     try:
         db = ase.db.connect(str(path), type="json" if path.suffix == ".json" else "db")
         rows = db.select(selection) if selection is not None else db.select()
@@ -178,8 +175,6 @@ def _iter_ase_db(path: Path, selection: Any = None) -> Iterator[Atoms]:
 
 
 def _iter_lmdb(path: Path) -> Iterator[Atoms]:
-    from tfpot.data.lmdb_store import LmdbDataset
-
     ds = LmdbDataset(path, return_type="atoms")
     for i in range(len(ds)):
         yield ds[i]
@@ -198,16 +193,11 @@ def iter_structures(path: PathLike, format: Optional[str] = None, check: bool = 
         raise FileNotFoundError(f"{path}: no such file or directory")
     fmt = detect_format(path) if format is None else format.lower()
     if fmt == "npz":
-        from tfpot.data.md17 import npz_layout
-
         fmt = npz_layout(path)
     if fmt in ("md17", "rmd17"):
-        from tfpot.data.md17 import iter_md17, iter_rmd17
-
         _reject_options(fmt, options, ("indices",), path)
         source = (iter_md17 if fmt == "md17" else iter_rmd17)(path, **options)
     elif fmt == "qm9":
-        from tfpot.data.qm9 import iter_qm9
 
         _reject_options(fmt, options, ("target",), path)
         source = iter_qm9(path, **options)
@@ -218,16 +208,12 @@ def iter_structures(path: PathLike, format: Optional[str] = None, check: bool = 
         _reject_options(fmt, options, ("selection",), path)
         source = _iter_ase_db(path, **options)
     elif fmt == "pymatgen-json":
-        from tfpot.data.pymatgen_json import iter_pymatgen_json
-
         _reject_options(fmt, options, (), path)
         source = iter_pymatgen_json(path)
     elif fmt == "lmdb":
         _reject_options(fmt, options, (), path)
         source = _iter_lmdb(path)
     else:
-        from ase.io.formats import ioformats
-
         if fmt not in ioformats:
             raise DataFormatError(
                 f"{path.name}: unknown format {format!r}; expected one of {', '.join(FORMATS)} or "

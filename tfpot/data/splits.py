@@ -21,6 +21,8 @@ import numpy as np
 from ase import Atoms
 
 from tfpot.data.errors import DataFormatError
+from tfpot.data.lmdb_store import write_lmdb
+from tfpot.data.md17 import read_rmd17_split
 
 PathLike = Union[str, os.PathLike]
 
@@ -87,8 +89,6 @@ def rmd17_split(split_dir: PathLike, fold: int = 1, n_val: int = 50,
     Returns:
         ``{"train", "val", "test"}`` -> int64 frame indices into the rMD17 npz.
     """
-    from tfpot.data.md17 import read_rmd17_split
-
     split_dir = Path(split_dir)
     train = read_rmd17_split(split_dir / f"index_train_{fold:02d}.csv")
     test = read_rmd17_split(split_dir / f"index_test_{fold:02d}.csv")
@@ -139,8 +139,6 @@ def write_held_out_split(structures: Sequence[Atoms], output: PathLike,
         (train_path, test_path). Statistics (E0, ...) in the train header come from the train
         part only, so nothing about the test set leaks into training.
     """
-    from tfpot.data.lmdb_store import write_lmdb
-
     output = Path(output)
     n = len(structures)
     (test_idx,) = random_split(n, [test], seed=seed)

@@ -28,6 +28,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from tfpot.data._labels import labels_of
+from tfpot.graph import neighbor_list
 
 _NZ = 119  # atomic numbers 0..118
 
@@ -250,8 +251,6 @@ def compute_statistics(structures: Iterable[Atoms], cutoff: Optional[float] = No
         elements: atomic numbers that need an E0 even if absent.
         rank_deficient: ``"warn"`` or ``"raise"`` (see module doc).
     """
-    from tfpot.graph import neighbor_list
-
     acc = StatisticsAccumulator(cutoff=cutoff)
     for atoms in structures:
         n_edges = None

@@ -22,6 +22,7 @@ are odd components times even functions).
 
 from __future__ import annotations
 
+import warnings
 from typing import List, Optional, Tuple
 
 import torch
@@ -67,6 +68,80 @@ def split_rank2(T: Tensor) -> Tuple[Tensor, Tensor]:
     return even.reshape(n, 5 * c), odd.reshape(n, 4 * c)
 
 
+class MirrorSplit(nn.Module):
+    """Splits a layer's numbers into the even and the odd part that its networks take.
+
+    ``equivariant=True``: even and odd under the local mirror ``z -> -z`` (as above), for
+    Z2-equivariant networks and exact reflection invariance. ``equivariant=False``: every number
+    counts as even and the odd parts are empty (zero columns), so the same networks are plain
+    MLPs: SO(3) invariance only. The even part keeps the flat order ``[s, V, T]`` then.
+
+    Args:
+        mul0, mul1, mul2: channels of rank 0, 1, 2.
+        equivariant: split by parity (True) or not at all (False).
+
+    Shapes:
+        direction (E, 3) -> even (E, 2 | 3), odd (E, 1 | 0); vectors (E, C, 3) -> even
+        (E, 2C | 3C), odd (E, C | 0); rank2 (E, C, 3, 3) -> even (E, 5C | 9C), odd (E, 4C | 0);
+        unsplit: [even, odd] (N, dim) -> flat ``[s, V, T]`` (N, dim).
+    """
+
+    def __init__(self, mul0: int, mul1: int, mul2: int, equivariant: bool = True):
+        super().__init__()
+        self.equivariant = bool(equivariant)
+        dim = mul0 + 3 * mul1 + 9 * mul2
+        even, odd = parity_indices(mul0, mul1, mul2) if equivariant else (list(range(dim)), [])
+        self.num_even = len(even)
+        self.num_odd = len(odd)
+        # [even, odd] -> the flat (s, V, T) layout
+        self.register_buffer("order", torch.argsort(torch.tensor(even + odd)), persistent=False)
+
+    def direction(self, d: Tensor) -> Tuple[Tensor, Tensor]:
+        k = 2 if self.equivariant else 3
+        return d[:, :k], d[:, k:]
+
+    def vectors(self, V: Tensor) -> Tuple[Tensor, Tensor]:
+        if self.equivariant:
+            return split_vectors(V)
+        flat = V.reshape(V.shape[0], 3 * V.shape[1])
+        return flat, flat[:, :0]
+
+    def rank2(self, T: Tensor) -> Tuple[Tensor, Tensor]:
+        if self.equivariant:
+            return split_rank2(T)
+        flat = T.reshape(T.shape[0], 9 * T.shape[1])
+        return flat, flat[:, :0]
+
+    def unsplit(self, x: Tensor) -> Tensor:
+        return x.index_select(1, self.order) if self.equivariant else x
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_even} even + {self.num_odd} odd" if self.equivariant
+                else f"{self.num_even} numbers, no parity split (SO(3) only)")
+
+
+class OddLinear(nn.Linear):
+    """``y = W x`` on odd channels (no bias, so odd inputs give odd outputs).
+
+    Either width may be 0 (no parity split: the odd part is empty); the output is then an empty
+    or zero tensor, and neither the weights' initialisation nor TorchScript's autodiff (whose
+    linear backward cannot reshape a zero-width weight) ever sees the empty matrix.
+
+    Shapes: (..., in_features) -> (..., out_features).
+    """
+
+    def __init__(self, in_features: int, out_features: int):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors is a no-op")
+            super().__init__(in_features, out_features, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.in_features == 0 or self.out_features == 0:
+            return torch.zeros(list(x.shape[:-1]) + [self.out_features], dtype=x.dtype,
+                               device=x.device)
+        return torch.nn.functional.linear(x, self.weight)
+
+
 class ParityLayer(nn.Module):
     """One hidden layer of a Z2-equivariant MLP (see the module docstring).
 
@@ -79,7 +154,7 @@ class ParityLayer(nn.Module):
                  bias: bool = True):
         super().__init__()
         self.out_even = int(out_even)
-        self.odd = nn.Linear(in_odd, out_odd, bias=False)
+        self.odd = OddLinear(in_odd, out_odd)
         self.even = nn.Linear(in_even + out_odd, out_even + out_odd, bias=bias)
 
     def forward(self, xe: Tensor, xo: Tensor,
@@ -102,7 +177,7 @@ class ParityLinear(nn.Module):
     def __init__(self, in_even: int, in_odd: int, out_even: int, out_odd: int):
         super().__init__()
         self.even = nn.Linear(in_even + in_odd, out_even)
-        self.odd = nn.Linear(in_odd, out_odd, bias=False)
+        self.odd = OddLinear(in_odd, out_odd)
 
     def forward(self, xe: Tensor, xo: Tensor) -> Tuple[Tensor, Tensor]:
         return self.even(torch.cat([xe, xo * xo], dim=-1)), self.odd(xo)

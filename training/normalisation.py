@@ -1,5 +1,7 @@
-"""Numbers put into the model before training: per-element reference energies E0, the scale of
-the network output and a per-atom shift, and the average neighbour count (message normalisation).
+"""Normalisation of a model to its training data, before training: per-element reference
+energies E0, the scale of the network output and a per-atom shift (the readout's buffers), and the
+average neighbour count (message normalisation). The data-set statistics they come from are
+:mod:`tfpot.data.statistics`.
 
     E_i = scale * NN_i + shift + E0[z_i]
 
@@ -15,8 +17,10 @@ import warnings
 from typing import Any, Dict, List, Mapping, Sequence, Union
 
 import numpy as np
-import torch
+from ase.data import atomic_numbers as symbol_to_z
+from ase.data import chemical_symbols
 
+from tfpot.data import StatisticsAccumulator
 from tfpot.model import EnergyModel
 from tfpot.training.config import ConfigError
 from tfpot.training.data import StructureSet
@@ -42,10 +46,6 @@ def training_statistics(train: StructureSet, species: Sequence[int], e0: Union[s
         dict with ``e0`` ({Z: eV}), ``energy_scale``, ``energy_shift``, ``avg_num_neighbors``,
         ``force_rms``, ``energy_per_atom_std``, ``notes`` (messages for the log).
     """
-    from ase.data import atomic_numbers as symbol_to_z
-    from ase.data import chemical_symbols
-
-    from tfpot.data import StatisticsAccumulator
 
     notes: List[str] = []
     acc = StatisticsAccumulator()
@@ -107,8 +107,5 @@ def training_statistics(train: StructureSet, species: Sequence[int], e0: Union[s
 
 def apply_statistics(model: EnergyModel, stats: Mapping[str, Any]) -> None:
     """Write E0 (per model species), scale and shift into the model's float64 buffers."""
-    with torch.no_grad():
-        e0 = torch.tensor([stats["e0"].get(int(z), 0.0) for z in model.species], dtype=torch.float64)
-        model.atomic_reference.copy_(e0)
-        model.energy_scale.fill_(float(stats["energy_scale"]))
-        model.energy_shift.fill_(float(stats["energy_shift"]))
+    model.readout.set_statistics([stats["e0"].get(int(z), 0.0) for z in model.species],
+                                 stats["energy_scale"], stats["energy_shift"])

@@ -20,7 +20,8 @@ has_<target>       (1,) bool     only in datasets where some structures lack <ta
 
 PyG's ``Batch`` / ``DataLoader`` concatenate these along dim 0 (edge_index along dim 1, offset by
 the atoms before it), so a batch has cell (G, 3, 3), pbc (G, 3), energy (G,), stress (G, 3, 3)
-and ``batch`` (N,), as :mod:`tfpot._keys` declares.
+and ``batch`` (N,), as :mod:`tfpot._keys` declares; :func:`model_inputs` hands it to the model.
+The model's fields are assembled by :func:`tfpot.graph.graph_fields`, as for every other graph.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from ase import Atoms
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
+from torch_geometric.loader import DataLoader
 
 from tfpot import _keys as K
 from tfpot.data._labels import labels_of
-from tfpot.graph import neighbor_list
+from tfpot.graph import graph_fields, neighbor_list
 
 TARGETS: Tuple[str, ...] = (K.ENERGY, K.FORCES, K.STRESS)
 
@@ -67,31 +69,19 @@ def arrays_to_data(
         pad_targets: targets to store even when missing (zeros), with a ``has_<target>`` mask.
     """
     n = len(numbers)
-    fields = {
-        K.POSITIONS: _tensor(positions, dtype),
-        K.ATOMIC_NUMBERS: _tensor(numbers, torch.long),
-        K.EDGE_INDEX: _tensor(edge_index, torch.long).reshape(2, -1),
-        K.SHIFTS: _tensor(shifts, dtype).reshape(-1, 3),
-        K.CELL: _tensor(cell, dtype).reshape(1, 3, 3),
-        K.PBC: _tensor(pbc, torch.bool).reshape(1, 3),
-    }
+    fields = graph_fields(positions, numbers, cell, pbc, edge_index, shifts, dtype)
     values = {K.ENERGY: energy, K.FORCES: forces, K.STRESS: stress}
     shapes = {K.ENERGY: (1,), K.FORCES: (n, 3), K.STRESS: (1, 3, 3)}
     for key in TARGETS:
         value = values[key]
         tdtype = torch.float64 if key == K.ENERGY else dtype  # energies always float64
         if value is not None:
-            fields[key] = _tensor(value, tdtype).reshape(shapes[key])
+            fields[key] = torch.tensor(np.asarray(value), dtype=tdtype).reshape(shapes[key])
         elif key in pad_targets:
             fields[key] = torch.zeros(shapes[key], dtype=tdtype)
         if key in pad_targets:
             fields[mask_key(key)] = torch.tensor([value is not None])
     return Data(num_nodes=n, **fields)
-
-
-def _tensor(value, dtype: torch.dtype) -> torch.Tensor:
-    """A tensor of ``dtype`` that owns its memory (never a view of a read-only buffer)."""
-    return torch.tensor(np.asarray(value), dtype=dtype)
 
 
 def atoms_to_data(atoms: Atoms, cutoff: float, dtype: torch.dtype = torch.float64,
@@ -172,8 +162,21 @@ class AtomsDataset(torch.utils.data.Dataset):
 def make_loader(dataset, batch_size: int = 16, shuffle: bool = False, num_workers: int = 0,
                 **kwargs):
     """A :class:`torch_geometric.loader.DataLoader` over a graph dataset (batches are ``Batch``)."""
-    from torch_geometric.loader import DataLoader
-
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                       persistent_workers=num_workers > 0 and kwargs.pop("persistent_workers", False),
                       **kwargs)
+
+
+#: The fields of a batch that the model reads (besides ``num_graphs``).
+MODEL_INPUT_KEYS: Tuple[str, ...] = (K.POSITIONS, K.ATOMIC_NUMBERS, K.EDGE_INDEX, K.SHIFTS,
+                                     K.CELL, K.BATCH)
+
+
+def model_inputs(batch: Batch) -> Dict[str, torch.Tensor]:
+    """The model's input dict of a PyG batch of these graphs (keys of :mod:`tfpot._keys`).
+
+    ``num_graphs`` is passed explicitly, so a structure without atoms still counts.
+    """
+    out = {k: batch[k] for k in MODEL_INPUT_KEYS}
+    out[K.NUM_GRAPHS] = torch.tensor(int(batch.num_graphs))
+    return out
