@@ -17,6 +17,8 @@ Config keys: :mod:`tfpot.training.config` (``tfpot train --help``); commented re
 """
 
 from tfpot.training.config import ConfigError, TrainConfig, load_config
-from tfpot.training.trainer import Trainer, fit, train_from_config, train_run
+from tfpot.training.fitting import fit
+from tfpot.training.loop import Trainer
+from tfpot.training.run import train_from_config, train_run
 
 __all__ = ["fit", "train_from_config", "train_run", "Trainer", "TrainConfig", "load_config", "ConfigError"]

@@ -106,8 +106,21 @@ def describe_plan(epochs: int, max_epochs: int, max_time: Optional[float],
             f"exactly elsewhere, set training.max_epochs: {epochs} and training.max_time: null")
 
 
+def plan_run(trainer: Any) -> int:
+    """The run length of a :class:`~tfpot.training.loop.Trainer` in epochs, fixed now: probe the
+    speed once if ``training.max_time`` is set and the run has no record yet (kept in
+    ``trainer.speed``); the schedule and the log are told."""
+    tc = trainer.cfg.training
+    if tc.max_time is not None and trainer.speed is None:
+        trainer.speed = probe_speed(trainer)
+    epochs = planned_epochs(tc.max_epochs, tc.max_time, trainer.speed)
+    trainer.schedule.set_epochs(epochs)
+    trainer.log(describe_plan(epochs, tc.max_epochs, tc.max_time, trainer.speed))
+    return epochs
+
+
 class Probeable(Protocol):
-    """The parts of :class:`~tfpot.training.trainer.Trainer` the probe uses."""
+    """The parts of :class:`~tfpot.training.loop.Trainer` the probe uses."""
 
     ctx: Any
     sampler: Any
@@ -125,9 +138,9 @@ class Probeable(Protocol):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
-    def _step(self, batch) -> None: ...
+    def step(self, batch) -> None: ...
 
-    def _validate(self) -> Dict[str, float]: ...
+    def validate(self) -> Dict[str, float]: ...
 
 
 def probe_speed(trainer: Probeable, num_steps: int = PROBE_STEPS) -> SpeedRecord:
@@ -150,12 +163,12 @@ def probe_speed(trainer: Probeable, num_steps: int = PROBE_STEPS) -> SpeedRecord
             batch = next(batches, _END)
             if batch is _END:
                 break
-            trainer._step(batch)
+            trainer.step(batch)
             step_times.append(_now() - t)
             trainer.batch_in_epoch += 1  # as the loop counts (a failing step names its frames)
         timed = step_times[1:] or step_times  # the first step warms up (unless it is the only one)
         t = _now()
-        trainer._validate()
+        trainer.validate()
         torch.save(trainer.state_dict(), io.BytesIO())  # the checkpoint of every epoch end
         t_val = _now() - t
     finally:

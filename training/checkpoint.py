@@ -18,14 +18,15 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Mapping, Union
 
 import numpy as np
 import torch
 
-from tfpot.atomic_io import atomic_torch_save, atomic_write_text  # noqa: F401 (re-exported)
+from tfpot.atomic_io import atomic_torch_save
 from tfpot.errors import FileIntegrityError, short_reason
 from tfpot.integrity import seal, verify_payload
+from tfpot.training.budget import SpeedRecord
 
 CHECKPOINT_FORMAT = "tfpot-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -56,6 +57,44 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def trainer_state(trainer: Any) -> Dict[str, Any]:
+    """The checkpoint of a :class:`~tfpot.training.loop.Trainer` (see the module doc; without
+    the format marker and checksum that :func:`save_checkpoint` adds); collective."""
+    speed = trainer.speed
+    return {
+        "config": trainer.cfg.to_dict(),
+        "model_config": dict(trainer.model.config),
+        "model_state": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
+        **trainer.optimiser_step.state_dict(),  # optimizer, schedule, ema, train_sums
+        "rng": rng_state(),
+        "progress": {"epoch": trainer.epoch, "batch_in_epoch": trainer.batch_in_epoch,
+                     "global_step": trainer.global_step, "elapsed": trainer.elapsed,
+                     "world_size": trainer.ctx.world_size},
+        **trainer.best.state_dict(),  # best, best_state, bad_epochs
+        "history": list(trainer.history),
+        "timings": list(trainer.timings),
+        "extra": dict(trainer.extra_state),
+        "speed": speed.to_dict() if speed is not None else None,
+    }
+
+
+def restore_trainer(trainer: Any, state: Mapping[str, Any]) -> None:
+    """Put a :class:`~tfpot.training.loop.Trainer` in the state :func:`trainer_state` recorded
+    (weights, optimiser, RNGs, position, best model, history, speed record)."""
+    trainer.model.load_state_dict(state["model_state"])
+    trainer.optimiser_step.load_state_dict(state)
+    set_rng_state(state["rng"])
+    p = state["progress"]
+    trainer.epoch, trainer.batch_in_epoch = int(p["epoch"]), int(p["batch_in_epoch"])
+    trainer.global_step, trainer.elapsed_before = int(p["global_step"]), float(p["elapsed"])
+    trainer.best.load_state_dict(state)
+    trainer.history = list(state["history"])
+    trainer.timings = list(state.get("timings", []))
+    trainer.extra_state = dict(state.get("extra", {}))
+    speed = state.get("speed")
+    trainer.speed = SpeedRecord.from_dict(speed) if speed is not None else None
 
 
 def save_checkpoint(state: Dict[str, Any], path: Union[str, os.PathLike]) -> None:

@@ -20,7 +20,7 @@ import yaml
 from tfpot.builder import as_atomic_numbers
 from tfpot.training.config import ConfigError, describe, list_recipes, load_config, recipes_dir
 from tfpot.training.data import check_data, labels_needed
-from tfpot.training.trainer import train_run
+from tfpot.training.run import train_run
 
 
 def _epilog() -> str:
@@ -98,8 +98,7 @@ def check_only(path: Path, overrides: Dict[str, Any]) -> int:
     """``--check-data``: the data check of a config, its report, exit 0 (or raise)."""
     cfg = load_config(path, overrides)
     species = None if cfg.model.species is None else as_atomic_numbers(cfg.model.species)
-    needs = labels_needed(cfg.loss.energy_weight, cfg.loss.forces_weight, cfg.loss.stress_weight)
-    check = check_data(cfg.data, needs, species)
+    check = check_data(cfg.data, labels_needed(cfg.loss), species)
     print("\n".join(check.lines(f"data check of {path}")))
     check.raise_if_problems("all listed above")
     return 0

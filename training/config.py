@@ -140,6 +140,12 @@ class _ModelSettings:
             values["avg_num_neighbors"] = self.avg_num_neighbors
         return PRESETS[self.preset].replace(**values)
 
+    @classmethod
+    def of(cls, hyperparameters: ModelHyperparameters, **settings: Any) -> "_ModelSettings":
+        """The ``model:`` section whose :meth:`resolve` is ``hyperparameters`` (every key set);
+        ``settings``: the other keys (dtype, e0, ...). Not validated: see :func:`validated`."""
+        return cls(**hyperparameters.to_dict(), **settings)
+
 
 def _hyperparameter_fields() -> List[Tuple[str, Any, dataclasses.Field]]:
     """One null-default config key per ModelHyperparameters field, with its help and range
@@ -471,6 +477,11 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "<config>") -> TrainC
     cfg = _build(TrainConfig, raw, f"{source}: ")
     _check(cfg, source)
     return cfg
+
+
+def validated(cfg: TrainConfig, source: str) -> TrainConfig:
+    """A :class:`TrainConfig` built in code (``fit()``), checked as a config file would be."""
+    return config_from_dict(cfg.to_dict(), source)
 
 
 def with_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:

@@ -27,7 +27,7 @@ from tfpot.data.check import DataCheck
 from tfpot.data.demo import DEMO_TOKEN, resolve_data_path  # noqa: F401 (DEMO_TOKEN re-exported)
 from tfpot.data.errors import DataFormatError
 from tfpot.data.md17 import npz_layout
-from tfpot.training.config import ConfigError, DataConfig, load_config
+from tfpot.training.config import ConfigError, DataConfig, LossConfig, load_config
 
 Labels = Tuple[np.ndarray, Optional[float], Optional[np.ndarray], Optional[np.ndarray]]
 
@@ -401,10 +401,26 @@ def check_data(cfg: DataConfig, needs: Sequence[str] = (),
 CHECK_HINT = "list them all with `tfpot train --check-data CONFIG`"
 
 
-def labels_needed(energy_weight: float, forces_weight: float, stress_weight: float) -> Tuple[str, ...]:
-    """The labels a loss with these weights uses."""
-    weights = {"energy": energy_weight, "forces": forces_weight, "stress": stress_weight}
+def labels_needed(loss: LossConfig) -> Tuple[str, ...]:
+    """The labels the loss uses (those of positive weight): what the data check requires."""
+    weights = {"energy": loss.energy_weight, "forces": loss.forces_weight,
+               "stress": loss.stress_weight}
     return tuple(k for k, w in weights.items() if w > 0)
+
+
+def check_training_set(loss: LossConfig, train: StructureSet) -> None:
+    """Refuse an empty training set, and a loss term of positive weight that no training
+    structure has a label for (ConfigError, naming the key to change)."""
+    if len(train) == 0:
+        raise ConfigError("the training set is empty; give data.split.train > 0 or a "
+                          "non-empty data.train")
+    labels = train.label_counts()
+    for term, key in (("energy", "energy_weight"), ("forces", "forces_weight"),
+                      ("stress", "stress_weight")):
+        if getattr(loss, key) > 0 and labels[term] == 0:
+            hint = " (energy-only training, e.g. QM9)" if term == "forces" else ""
+            raise ConfigError(f"loss.{key} is {getattr(loss, key):g} but no training "
+                              f"structure has {term} labels; set loss.{key}: 0{hint}")
 
 
 def verify_data(cfg: DataConfig, needs: Sequence[str], species: Optional[Sequence[int]],

@@ -12,7 +12,7 @@ metrics are checked the same way at the end of each epoch and of the run.
 
 from __future__ import annotations
 
-from typing import Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -88,6 +88,22 @@ def step_error(step: int, epoch: int, batch: int, loss: Optional[float], source:
         f"and wrote no final model; kept: {', '.join(kept) if kept else 'nothing (no checkpoint yet)'}; "
         f"check these frames (tfpot train --check-data CONFIG), lower optimizer.lr or set "
         f"training.grad_clip")
+
+
+def step_failure(trainer: Any, loss: Optional[Tensor], err: Optional[Mapping[str, Tensor]],
+                 t: Optional[Targets]) -> NonFiniteError:
+    """:func:`step_error` of the step a :class:`~tfpot.training.loop.Trainer` is at, from what
+    :class:`~tfpot.training.step.OptimiserStep` returned of it (loss, errors, targets)."""
+    positions = trainer.sampler.global_batches()[trainer.batch_in_epoch]
+    mine = np.array_split(positions, trainer.ctx.world_size)[trainer.ctx.rank]
+    bad = [] if err is None else mine[nonfinite_graphs(err, t, trainer.loss_fn)]
+    frames = trainer.train_set.frame_numbers
+    kept = [trainer.last_checkpoint] if trainer.last_checkpoint else []
+    if trainer.best.epoch >= 0 and trainer.out_dir is not None:
+        kept.append(f"{trainer.out_dir / 'best_model.pt'} (epoch {trainer.best.epoch + 1})")
+    return step_error(trainer.global_step + 1, trainer.epoch + 1, trainer.batch_in_epoch + 1,
+                      None if loss is None else float(loss.detach()),
+                      trainer.train_set.source_name, frames(positions), frames(bad), kept)
 
 
 def check_metrics(metrics: Mapping[str, float], what: str) -> None:

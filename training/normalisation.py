@@ -12,6 +12,7 @@ energy left after E0 when there are no forces); shift the mean of that per-atom 
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from typing import Any, Dict, List, Mapping, Sequence, Union
@@ -109,3 +110,22 @@ def apply_statistics(model: EnergyModel, stats: Mapping[str, Any]) -> None:
     """Write E0 (per model species), scale and shift into the model's float64 buffers."""
     model.readout.set_statistics([stats["e0"].get(int(z), 0.0) for z in model.species],
                                  stats["energy_scale"], stats["energy_shift"])
+
+
+#: units of the entries of statistics.json
+STATISTICS_UNITS = {"e0": "eV (per atom of the element)", "energy_scale": "eV",
+                    "energy_shift": "eV/atom", "avg_num_neighbors": "neighbours per atom",
+                    "force_rms": "eV/Å", "energy_per_atom_std": "eV/atom"}
+
+
+def statistics_json(stats: Mapping[str, Any]) -> str:
+    """``statistics.json``: the statistics (E0 keyed by atomic number as text) and their units."""
+    plain = {k: ({str(z): e for z, e in v.items()} if k == "e0" else v) for k, v in stats.items()}
+    return json.dumps({**plain, "units": STATISTICS_UNITS}, indent=2)
+
+
+def describe_statistics(stats: Mapping[str, Any]) -> str:
+    """One log line: E0 per element, scale, shift and the average neighbour count."""
+    e0 = ", ".join(f"{chemical_symbols[z]}: {v:.4f}" for z, v in sorted(stats["e0"].items()))
+    return (f"statistics: E0 {{{e0}}}, scale {stats['energy_scale']:.4g} eV, shift "
+            f"{stats['energy_shift']:.4g} eV/atom, avg neighbours {stats['avg_num_neighbors']:.2f}")

@@ -18,7 +18,7 @@ from tfpot.training.checkpoint import load_checkpoint
 from tfpot.training.config import config_from_dict
 from tfpot.training.data import load_splits
 from tfpot.training.normalisation import apply_statistics, training_statistics
-from tfpot.training.trainer import Trainer
+from tfpot.training.loop import Trainer
 
 
 class Killed(RuntimeError):
@@ -93,8 +93,8 @@ def test_probe_runs_steps_and_restores_every_state(tiny_config, tmp_path):
     before = copy.deepcopy(trainer.state_dict())
     rng_before = torch.get_rng_state()
     steps = []
-    real_step = trainer._step
-    trainer._step = lambda batch: (steps.append(1), real_step(batch))
+    real_step = trainer.step
+    trainer.step = lambda batch: (steps.append(1), real_step(batch))
     record = probe_speed(trainer, num_steps=3)
     assert len(steps) == 4  # 1 warm-up + 3 timed steps really ran
     assert record.seconds_per_step > 0 and record.seconds_per_validation > 0

@@ -1,0 +1,113 @@
+"""One optimiser step, the same on every rank (see :mod:`tfpot.training.distributed`)::
+
+    L  = WeightedLoss(model(batch_r), labels) / global counts      (counts: all_reduce)
+    g  = sum_r dL_r/dw                                              (all_reduce)
+    w  = AdamW(w, clip(g));  lr <- schedule;  w_ema <- EMA(w)
+
+with the guard (:mod:`.guard`) between the gradient and the update: a non-finite loss or
+gradient on any rank leaves the weights as they were. :class:`OptimiserStep` owns what a step
+changes: optimiser, schedule, EMA and the running training-error sums.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from tfpot.training.config import TrainConfig
+from tfpot.training.distributed import DistContext, all_reduce_gradients
+from tfpot.training.ema import ExponentialMovingAverage
+from tfpot.training.guard import step_is_finite
+from tfpot.training.losses import Targets, WeightedLoss, errors
+from tfpot.training.metrics import MetricAccumulator, predict_batch
+from tfpot.training.schedules import LRSchedule
+
+#: what a failed step leaves to name it: (loss or None, per-graph errors or None, targets or None)
+Failure = Tuple[Optional[Tensor], Optional[Dict[str, Tensor]], Optional[Targets]]
+
+
+class OptimiserStep:
+    """The step of ``model`` with the loss, optimiser, schedule and EMA settings of ``cfg``.
+
+    Args:
+        model: the model being trained (on ``ctx.device``).
+        cfg: the run's settings (loss, optimizer, schedule, training).
+        ctx: distributed context.
+        steps_per_epoch: optimiser steps per epoch (the schedule counts in them).
+    """
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, ctx: DistContext,
+                 steps_per_epoch: int) -> None:
+        self.model, self.ctx = model, ctx
+        lo = cfg.loss
+        self.loss_fn = WeightedLoss(lo.energy_weight, lo.forces_weight, lo.stress_weight,
+                                    lo.per_atom_energy, lo.type, lo.huber_delta)
+        self.compute_forces = lo.forces_weight > 0
+        self.compute_stress = lo.stress_weight > 0
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.optimizer.lr,
+                                           weight_decay=cfg.optimizer.weight_decay,
+                                           amsgrad=cfg.optimizer.amsgrad)
+        self.schedule = LRSchedule(self.optimizer, cfg.schedule, steps_per_epoch,
+                                   cfg.training.max_epochs)
+        self.ema = ExponentialMovingAverage(model, cfg.training.ema_decay)
+        self.train_acc = MetricAccumulator(ctx.device)
+        self.grad_clip = cfg.training.grad_clip
+
+    def __call__(self, batch: Any) -> Optional[Failure]:
+        """One step on this rank's share ``batch`` of a global batch (None: no share);
+        collective. Returns None, or what names a non-finite step (weights unchanged)."""
+        model, ctx = self.model, self.ctx
+        model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = err = t = None
+        if batch is not None:
+            batch = batch.to(ctx.device)
+            t = Targets.from_batch(batch)
+            counts = self.loss_fn.counts(t)
+        else:
+            counts = torch.zeros(3, dtype=torch.float64, device=ctx.device)
+        ctx.all_reduce_(counts)
+        if batch is not None:
+            out = predict_batch(model, batch, self.compute_forces, self.compute_stress)
+            err = errors(out, t, self.loss_fn.per_atom_energy)
+            loss = self.loss_fn.combine(self.loss_fn.sums(err), counts)
+            loss.backward()
+            self.train_acc.add(err, self.loss_fn)
+        all_reduce_gradients(self.params, ctx)
+        if not step_is_finite(loss, self.params, ctx):
+            return loss, err, t
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        self.optimizer.step()
+        self.schedule.step_batch()
+        self.ema.update()
+        return None
+
+    def epoch_metrics(self) -> Dict[str, float]:
+        """Training errors of the epoch's steps so far, over all ranks; collective."""
+        acc = MetricAccumulator(self.ctx.device)
+        acc.sums.copy_(self._all_sums())
+        return acc.compute(self.loss_fn)
+
+    def _all_sums(self) -> Tensor:
+        sums = self.train_acc.sums.clone()
+        self.ctx.all_reduce_(sums)
+        return sums
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The checkpoint entries ``optimizer``, ``schedule``, ``ema`` and ``train_sums`` (the
+        epoch's error sums over all ranks); collective."""
+        return {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                "ema": self.ema.state_dict(), "train_sums": self._all_sums().cpu().tolist()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.ema.load_state_dict(state["ema"])
+        if self.ctx.is_main:  # rank 0 holds the sums of all ranks
+            self.train_acc.load_state(state["train_sums"])
+        else:
+            self.train_acc.reset()
