@@ -11,7 +11,7 @@ from tfpot.graph import neighbor_list
 from tfpot.testing import TOLERANCES
 from tfpot.testing.structures import ethanol, triclinic_cu
 
-from helpers import make_model
+from helpers import halo_evaluation, make_model
 
 EXACT = TOLERANCES[torch.float64]["reproduction"]  # 1e-12: the same numbers, computed another way
 
@@ -103,51 +103,6 @@ def test_load_exported_refuses_foreign_files(tmp_path):
         load_exported(junk)
 
 
-def _one_cutoff_halo(atoms: Atoms, cutoff: float):
-    """Positions of the atoms then of their periodic images within ``cutoff`` of the cell's
-    atoms (the ghosts of a one-cutoff halo), and each position's owner."""
-    cell = np.asarray(atoms.get_cell())
-    pos0 = atoms.get_positions()
-    reps = [int(np.ceil(cutoff * np.linalg.norm(np.linalg.inv(cell)[:, k]))) for k in range(3)]
-    pos, owner = [pos0], [np.arange(len(atoms))]
-    for shift in np.ndindex(*(2 * r + 1 for r in reps)):
-        s = np.array(shift) - np.array(reps)
-        if not s.any():
-            continue
-        p = pos0 + s @ cell
-        near = np.linalg.norm(p[:, None, :] - pos0[None], axis=-1).min(1) < cutoff
-        pos.append(p[near])
-        owner.append(np.nonzero(near)[0])
-    return np.concatenate(pos), np.concatenate(owner)
-
-
-def _halo_evaluation(module, model, atoms: Atoms, exchange: bool = True):
-    """The pair style's algorithm in Python: stages on owned centres only, ghosts' states
-    gathered from their owners between stages (the gather's backward sums ghost gradients into
-    owners: the reverse exchange). Returns energy, per-atom energies, folded forces."""
-    pos_np, owner = _one_cutoff_halo(atoms, model.cutoff)
-    n = len(atoms)
-    nl = neighbor_list(pos_np, model.cutoff)
-    ei = torch.tensor(nl.edge_index)
-    ei = ei[:, ei[0] < n]  # owned centres only
-    pos = torch.tensor(pos_np, requires_grad=True)
-    species = model.species_index(torch.tensor(atoms.get_atomic_numbers()[owner]))
-    ghost_owner = torch.tensor(owner[n:])
-    vec = pos[ei[1]] - pos[ei[0]]
-    state = torch.zeros(len(pos_np), 0, dtype=torch.float64)
-    for t in range(model.num_layers):
-        out = module.stage(t, vec, species, ei, n, state)
-        if t < model.num_layers - 1:
-            ghosts = out[ghost_owner] if exchange else torch.zeros(len(owner) - n, out.shape[1],
-                                                                    dtype=out.dtype)
-            state = torch.cat([out, ghosts], dim=0)
-    energies = out
-    (grad,) = torch.autograd.grad([energies.sum()], [pos])
-    forces = np.zeros((n, 3))
-    np.add.at(forces, owner, -grad.numpy())
-    return float(energies.detach().sum()), energies.detach().numpy(), forces
-
-
 @pytest.mark.parametrize("num_layers,parity", [(2, "equivariant"), (3, "equivariant"),
                                                (2, "none")])
 def test_stages_with_a_one_cutoff_halo_equal_the_periodic_model_float64(tmp_path, num_layers, parity):
@@ -163,11 +118,11 @@ def test_stages_with_a_one_cutoff_halo_equal_the_periodic_model_float64(tmp_path
     module, _ = load_exported(path)
     atoms = triclinic_cu()
     ref = tfpot.predict(model, atoms)
-    e, ea, f = _halo_evaluation(module, model, atoms)
+    e, ea, f = halo_evaluation(module, model, atoms)
     assert abs(e - ref["energy"]) <= 1e-12 * abs(ref["energy"])
     assert np.abs(ea - (ref["energies"])).max() < 1e-12
     assert np.abs(f - ref["forces"]).max() < 1e-12
-    e_cut, _, _ = _halo_evaluation(module, model, atoms, exchange=False)
+    e_cut, _, _ = halo_evaluation(module, model, atoms, exchange=False)
     assert abs(e_cut - ref["energy"]) > 1e-6
 
 

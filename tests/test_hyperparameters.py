@@ -7,6 +7,7 @@ import pytest
 import tfpot
 from tfpot.errors import HyperparameterError, TfpotError
 from tfpot.hyperparameters import PRESETS, ModelHyperparameters
+from tfpot.revisions import REVISION
 
 
 def test_presets_are_instances_and_medium_is_the_default():
@@ -50,6 +51,6 @@ def test_build_model_and_model_take_the_object():
     a = tfpot.build_model(["H", "O"], preset=hp, seed=2)
     b = tfpot.build_model(["H", "O"], preset="small", num_layers=1, seed=2)
     assert a.hyperparameters == b.hyperparameters == hp
-    assert a.config == {"species": [1, 8], "cutoff": 5.0, **hp.to_dict()}
+    assert a.config == {"species": [1, 8], "cutoff": 5.0, **hp.to_dict(), "revision": REVISION}
     with pytest.raises(TypeError, match="ModelHyperparameters"):
         tfpot.EnergyModel([1], 5.0, {"hidden": 3})

@@ -32,13 +32,6 @@ class TestAttentionModel(ModelContract):
     def build_model(self, dtype):
         return make_model(message="attention", dtype=dtype)
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "known bug, kept so that 0.3 attention files predict what they did: AttentionMessage "
-        "adds the bias of its output layer (out_e) on every edge, not scaled by the envelope, so "
-        "E jumps (~1e-2 eV here) when a neighbour crosses the cutoff"))
-    def test_smooth_across_the_cutoff_float64(self, model64):
-        super().test_smooth_across_the_cutoff_float64(model64)
-
 
 class TestMirrorAveragedModel(ModelContract):
     """The mirror-averaged model of tfpot < 0.2, as loaded from its files."""

@@ -15,10 +15,13 @@ import pytest
 import torch
 
 import tfpot
+from tfpot.builder import model_from_config
 from tfpot.export import export_model, load_exported
 from tfpot.graph import neighbor_list
+from tfpot.revisions import REVISION
 
 from fixtures.make_v03_models import MODELS, structures
+from helpers import halo_evaluation
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REFERENCE = json.loads((FIXTURES / "v03_reference.json").read_text())
@@ -41,6 +44,35 @@ def test_v03_model_file_predicts_recorded_numbers_float64(name, structure):
     model = tfpot.load_model(FIXTURES / f"v03_{name}.pt")
     got = tfpot.predict(model, structures()[structure])
     assert_matches(got, REFERENCE["models"][name][structure])
+
+
+def test_v03_attention_file_keeps_its_numbers_float64():
+    # 0.3 attention models added the output bias on every edge without the envelope (revision 1,
+    # tfpot.revisions): the file loads as revision 1 and reproduces 0.3's numbers exactly, while
+    # the same weights as a new model (revision 2, smooth at the cutoff) predict others
+    model = tfpot.load_model(FIXTURES / "v03_attention.pt")
+    assert model.revision == 1 and "revision" not in torch.load(
+        FIXTURES / "v03_attention.pt", weights_only=True)["hyperparameters"]
+    for name, atoms in structures().items():
+        assert_matches(tfpot.predict(model, atoms), REFERENCE["models"]["attention"][name])
+    new = model_from_config({**model.config, "revision": REVISION}).to(torch.float64).eval()
+    new.load_state_dict(model.state_dict())
+    want = REFERENCE["models"]["attention"]["ethanol"]["energy"]
+    assert abs(tfpot.predict(new, structures()["ethanol"])["energy"] - want) > 1e-6
+
+
+def test_v03_attention_file_exported_today_keeps_its_numbers_float64(tmp_path):
+    # the export carries revision 1: the forward entry (explicit ghosts) and the stages of the
+    # LAMMPS pair style (one-cutoff halo, states exchanged) give 0.3's numbers
+    meta = export_model(FIXTURES / "v03_attention.pt", tmp_path / "attention.pt")
+    module, _ = load_exported(tmp_path / "attention.pt")
+    got = _run_export(module, meta["species"], structures()["ethanol"], meta["cutoff"])
+    assert_matches(got, REFERENCE["models"]["attention"]["ethanol"])
+    model = tfpot.load_model(FIXTURES / "v03_attention.pt")
+    e, ea, f = halo_evaluation(module, model, structures()["cu_cell"])
+    assert_matches({"energy": e, "energies": ea, "forces": f},
+                   {k: v for k, v in REFERENCE["models"]["attention"]["cu_cell"].items()
+                    if k != "stress"})
 
 
 def _run_export(module, model_species, atoms, cutoff):

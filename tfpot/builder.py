@@ -20,6 +20,7 @@ from tfpot.hyperparameters import LEGACY_PARITY, PRESETS, ModelHyperparameters
 from tfpot.legacy_average import MirrorAveragedEnergyModel
 from tfpot.model import EnergyModel
 from tfpot.model_file import read_model_file
+from tfpot.revisions import UNRECORDED, apply_revision
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -79,15 +80,19 @@ def build_model(species: Sequence[Union[int, str]], cutoff: float = 5.0, seed: i
 
 def model_from_config(config: Mapping[str, Any]) -> EnergyModel:
     """An initialised model of the architecture a ``model.config`` dict records (species,
-    cutoff and hyperparameters, as model files and checkpoints store them)."""
+    cutoff, hyperparameters and revision, as model files and checkpoints store them; without a
+    revision: 1, see :mod:`tfpot.revisions`)."""
     hyper = dict(config)
     species = hyper.pop("species")
     cutoff = hyper.pop("cutoff")
+    revision = hyper.pop("revision", UNRECORDED)
     if hyper.get("parity") == LEGACY_PARITY:  # tfpot < 0.2
         hyper["parity"] = "none"
-        return MirrorAveragedEnergyModel(species, cutoff, ModelHyperparameters.from_dict(hyper))
-    return EnergyModel(species, cutoff=cutoff,
-                       hyperparameters=ModelHyperparameters.from_dict(hyper))
+        model = MirrorAveragedEnergyModel(species, cutoff, ModelHyperparameters.from_dict(hyper))
+    else:
+        model = EnergyModel(species, cutoff=cutoff,
+                            hyperparameters=ModelHyperparameters.from_dict(hyper))
+    return apply_revision(model, revision)
 
 
 def load_model(path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu",
@@ -102,7 +107,10 @@ def load_model(path: Union[str, os.PathLike], device: Union[str, torch.device] =
             checksum, written before tfpot 0.4, load unverified.)
     """
     payload = read_model_file(path)
-    model = model_from_config(payload["hyperparameters"])
+    try:
+        model = model_from_config(payload["hyperparameters"])
+    except FileIntegrityError as e:  # a revision this tfpot does not know
+        raise FileIntegrityError(f"{path}: {e}") from e
     model = model.to(resolve_dtype(payload["dtype"]))
     try:
         model.load_state_dict(payload["state_dict"])

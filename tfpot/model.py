@@ -38,6 +38,7 @@ from tfpot.nn.power_spectrum import AngularPowerSpectrum
 from tfpot.nn.radial import BesselBasis, PolynomialEnvelope
 from tfpot.nn.readout import EnergyReadout
 from tfpot.nn.tensor_frame_conv import FrameEdges, TensorFrameConv
+from tfpot.revisions import REVISION
 from tfpot.state_dict_upgrade import upgrade_state_dict
 
 class EnergyModel(nn.Module):
@@ -56,7 +57,7 @@ class EnergyModel(nn.Module):
     ``compute_stress`` virial (G, 3, 3) eV and stress (G, 3, 3) eV/Å^3.
     """
 
-    __jit_ignored_attributes__ = ["hyperparameters"]
+    __jit_ignored_attributes__ = ["hyperparameters", "revision"]
     __jit_unused_properties__ = ["config"]
 
     def __init__(self, species: Sequence[int], cutoff: float = 5.0,
@@ -77,6 +78,7 @@ class EnergyModel(nn.Module):
             raise TypeError(f"hyperparameters must be a ModelHyperparameters (got "
                             f"{type(hp).__name__}); see tfpot.build_model for keywords")
         self.hyperparameters = hp
+        self.revision = REVISION  # what the model computes (tfpot.revisions); older: load-only
         reps_ = hp.tensor_reps
         num_basis, hidden = hp.num_basis, hp.hidden
         self.species: List[int] = species
@@ -109,9 +111,10 @@ class EnergyModel(nn.Module):
 
     @property
     def config(self) -> Dict[str, Any]:
-        """Species, cutoff and hyperparameters as plain values: what model files record."""
+        """Species, cutoff, hyperparameters and revision as plain values: what model files
+        record."""
         return dict(species=list(self.species), cutoff=self.cutoff,
-                    **self.hyperparameters.to_dict())
+                    **self.hyperparameters.to_dict(), revision=self.revision)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
                         assign: bool = False):

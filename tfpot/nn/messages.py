@@ -100,7 +100,8 @@ def attention_weights(q: Tensor, k: Tensor, env: Tensor, centre: Tensor,
 class AttentionMessage(nn.Module):
     """Multi-head attention over neighbours (:func:`attention_weights`), Z2-equivariant: weights
     come from even queries and keys; values have even and odd parts, each weighted per head.
-    Message: ``W_o [alpha_ij^h v_ij^h]_h``.
+    Message: ``u(r_ij) W_o [alpha_ij^h v_ij^h]_h`` (with the bias of ``W_o``; without the
+    envelope ``u`` in models of revision 1, see :mod:`tfpot.revisions`).
 
     Args: as :class:`MLPMessage` (``avg_num_neighbors`` is accepted for the common constructor;
     attention normalises by its weights instead), and ``heads``.
@@ -127,6 +128,9 @@ class AttentionMessage(nn.Module):
         self.value_odd = OddLinear(hidden_odd, hidden_odd)
         self.out_e = nn.Linear(hidden, wiring.out_even)
         self.out_o = OddLinear(hidden_odd, wiring.out_odd)
+        #: messages times the envelope; False only in models loaded from files of revision 1,
+        #: whose output bias reached every edge unscaled (:mod:`tfpot.revisions`)
+        self.scale_by_envelope = True
 
     @staticmethod
     def width_error(hidden: int, hidden_odd: int, heads: int = 4) -> Optional[str]:
@@ -147,6 +151,9 @@ class AttentionMessage(nn.Module):
         alpha = attention_weights(q, kv[:, 0], env, centre, num_nodes).unsqueeze(-1)
         me = self.out_e((alpha * kv[:, 1]).reshape(num_edges, self.heads * self.head_dim))
         mo = self.out_o((alpha * vo).reshape(num_edges, self.heads * self.head_dim_odd))
+        if self.scale_by_envelope:
+            w = env.unsqueeze(-1)
+            me, mo = me * w, mo * w
         return me, mo
 
 
