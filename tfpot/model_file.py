@@ -1,8 +1,8 @@
 """The model file: what :func:`save_model` writes and :func:`read_model_file` checks.
 
-A model file is a ``torch.save`` dict that records the hyperparameters (with the revision, :mod:`tfpot.revisions`), species, cutoff, units,
-dtype and tfpot version with the weights, and a checksum of them all (:mod:`tfpot.integrity`); it
-loads with ``weights_only=True`` (no pickled code) and without the training code. Building a
+A model file is a ``torch.save`` dict that records the hyperparameters (with the model's
+revision, :mod:`tfpot.revisions`), species, cutoff, units, dtype and tfpot version with the
+weights, and a checksum of them all (:mod:`tfpot.integrity`); it loads with ``weights_only=True`` (no pickled code) and without the training code. Building a
 model from it is :func:`tfpot.builder.load_model`.
 """
 
