@@ -31,6 +31,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from tfpot import _keys as K
 from tfpot.builder import load_model, resolve_dtype
 from tfpot.graph import SkinNeighborList, graph_fields
+from tfpot.inference import require_known_elements
 from tfpot.model import EnergyModel
 
 ModelLike = Union[EnergyModel, str, os.PathLike]
@@ -86,8 +87,6 @@ class TFPotCalculator(Calculator):
         self.model = model
         self.cutoff = float(model.cutoff)
         self.species: List[int] = [int(z) for z in model.species]
-        self._supported = np.zeros(119, dtype=bool)
-        self._supported[self.species] = True
         self._want_stress = False
         self.neighbors = SkinNeighborList(self.cutoff, self.skin, self.device)
         self.n_calls = 0
@@ -133,15 +132,7 @@ class TFPotCalculator(Calculator):
     def _check_numbers(self, numbers: np.ndarray) -> None:
         if self._numbers is not None and np.array_equal(numbers, self._numbers):
             return
-        ok = (numbers >= 0) & (numbers < 119)
-        ok[ok] = self._supported[numbers[ok]]
-        if not ok.all():
-            bad = np.flatnonzero(~ok)
-            listed = ", ".join(f"{_symbol(numbers[i])} (atom {i})" for i in bad[:10])
-            more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
-            raise ValueError(
-                f"TFPotCalculator: element(s) not supported by this model: {listed}{more}; the "
-                f"model knows {', '.join(chemical_symbols[z] for z in self.species)}")
+        require_known_elements(self.species, numbers)
         self._numbers = numbers.copy()
         self._numbers_t = torch.as_tensor(numbers, dtype=torch.long, device=self.device)
         self._batch_t = torch.zeros(len(numbers), dtype=torch.long, device=self.device)
@@ -226,6 +217,3 @@ class TFPotCalculator(Calculator):
 def _close(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
     return a.shape == b.shape and (np.array_equal(a, b) or bool(np.allclose(a, b, rtol=tol, atol=tol)))
 
-
-def _symbol(z: int) -> str:
-    return chemical_symbols[z] if 0 <= z < len(chemical_symbols) else f"Z={z}"

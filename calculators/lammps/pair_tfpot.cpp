@@ -375,6 +375,13 @@ void PairTFPot::allocate()
 void PairTFPot::settings(int narg, char **arg)
 {
   int iarg = 0;
+  // keyword yes|no: sets the flag and moves past both words
+  auto yes_no = [&](bool &flag) {
+    if (iarg + 1 >= narg)
+      error->all(FLERR, "pair_style tfpot: '{}' needs a value (yes or no)", arg[iarg]);
+    flag = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
+    iarg += 2;
+  };
   while (iarg < narg) {
     if (strcmp(arg[iarg], "device") == 0) {
       if (iarg + 1 >= narg) error->all(FLERR, "pair_style tfpot: 'device' needs a value (cpu or cuda)");
@@ -411,20 +418,11 @@ void PairTFPot::settings(int narg, char **arg)
                        arg[iarg + 1]);
       iarg += 2;
     } else if (strcmp(arg[iarg], "memory_reuse") == 0) {
-      if (iarg + 1 >= narg)
-        error->all(FLERR, "pair_style tfpot: 'memory_reuse' needs a value (yes or no)");
-      memory_reuse = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
-      iarg += 2;
+      yes_no(memory_reuse);
     } else if (strcmp(arg[iarg], "recompute") == 0) {
-      if (iarg + 1 >= narg)
-        error->all(FLERR, "pair_style tfpot: 'recompute' needs a value (yes or no)");
-      recompute = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
-      iarg += 2;
+      yes_no(recompute);
     } else if (strcmp(arg[iarg], "jit_optimize") == 0) {
-      if (iarg + 1 >= narg)
-        error->all(FLERR, "pair_style tfpot: 'jit_optimize' needs a value (yes or no)");
-      jit_optimize = utils::logical(FLERR, arg[iarg + 1], false, lmp) == 1;
-      iarg += 2;
+      yes_no(jit_optimize);
     } else {
       error->all(FLERR,
                  "pair_style tfpot: unknown keyword '{}' (expected: device cpu|cuda|cuda:N, "
