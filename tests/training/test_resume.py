@@ -5,8 +5,11 @@ import csv
 import pytest
 import torch
 
-from tfpot.training import ConfigError, train_from_config
-from tfpot.training.checkpoint import load_checkpoint
+import tfpot
+from tfpot.data import demo_dataset_path, read_structures
+from tfpot.training import ConfigError, fit, load_config, train_from_config
+from tfpot.training.checkpoint import load_checkpoint, save_checkpoint
+from tfpot.training.resume import checkpoint_to_resume
 
 
 class Killed(RuntimeError):
@@ -88,3 +91,23 @@ def test_resume_refuses_changed_config(tiny_config, tmp_path):
 def test_resume_without_checkpoint_starts_new_run(tiny_config, tmp_path):
     out = train_from_config(tiny_config(training={"max_epochs": 1}), resume=True, verbose=False)
     assert (out / "final_model.pt").exists()
+
+
+def test_one_resume_guard_for_configs_and_fit(tmp_path):
+    # an output directory holds one run: without resume its checkpoint is never overwritten,
+    # with resume only the keys of RESUMABLE_KEYS may change (training/resume.py)
+    cfg = load_config({"data": {"path": "tfpot:demo"}, "output_dir": str(tmp_path)})
+    assert checkpoint_to_resume(tmp_path, False, cfg) is None  # nothing there: a new run
+    save_checkpoint({"config": cfg.to_dict()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(ConfigError, match="already holds a training run.*resume=True"):
+        checkpoint_to_resume(tmp_path, False, cfg)
+    assert checkpoint_to_resume(tmp_path, True, cfg)["config"] == cfg.to_dict()
+    cfg.training.max_epochs += 1  # resumable
+    checkpoint_to_resume(tmp_path, True, cfg)
+    cfg.loss.forces_weight = 1.0  # not resumable
+    with pytest.raises(ConfigError, match=r"loss.forces_weight: 10.0 -> 1.0"):
+        checkpoint_to_resume(tmp_path, True, cfg)
+    # fit() uses the same guard
+    model = tfpot.build_model(["H", "C", "O"], preset="small")
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        fit(model, read_structures(demo_dataset_path())[:4], epochs=1, out_dir=tmp_path)
