@@ -250,11 +250,10 @@ class EnergyModel(nn.Module):
                                                  self.mul2, False)
 
         # gated local frames; every frame-dependent input carries its gates
-        Li = frames[centre]
-        local_dir = torch.matmul(Li, unit.unsqueeze(-1)).squeeze(-1) * gate[centre].unsqueeze(-1)
-        U = torch.matmul(Li, frames[neighbour].transpose(1, 2))
-        edges = FrameEdges(U, local_dir, gate[centre] * gate[neighbour], rbf, env, centre,
-                           neighbour)
+        gated = frames * gate.view(-1, 1, 1)  # g L
+        centre_frames = gated.index_select(0, centre)  # g_i L_i
+        local_dir = torch.bmm(centre_frames, unit.unsqueeze(-1)).squeeze(-1)
+        edges = FrameEdges(frames, gated, centre_frames, local_dir, rbf, env, centre, neighbour)
         for k, layer in enumerate(self.layers):
             if k == t:
                 s, V, T = layer(s, V, T, edges)

@@ -112,6 +112,27 @@ class MirrorSplit(nn.Module):
         flat = T.reshape(T.shape[0], 9 * T.shape[1])
         return flat, flat[:, :0]
 
+    def vectors_component_major(self, Y: Tensor) -> Tuple[Tensor, Tensor]:
+        """As :meth:`vectors` for vectors stored component-major: Y (E, 3, C), ``Y[:, a, c]``
+        = component a of channel c."""
+        n, c = Y.shape[0], Y.shape[2]
+        if self.equivariant:
+            return Y[:, 0:2].reshape(n, 2 * c), Y[:, 2]
+        flat = Y.transpose(1, 2).reshape(n, 3 * c)
+        return flat, flat[:, :0]
+
+    def rank2_component_major(self, Z: Tensor) -> Tuple[Tensor, Tensor]:
+        """As :meth:`rank2` for tensors stored as Z (E, 3, C, 3), ``Z[:, a, c, b]`` = entry
+        (a, b) of channel c."""
+        n, c = Z.shape[0], Z.shape[2]
+        if self.equivariant:
+            flat = Z.transpose(2, 3).reshape(n, 9, c)  # (E, 9 entries (a, b), C)
+            even = torch.cat([flat[:, 0:2], flat[:, 3:5], flat[:, 8:9]], dim=1)
+            odd = torch.cat([flat[:, 2:3], flat[:, 5:8]], dim=1)
+            return even.reshape(n, 5 * c), odd.reshape(n, 4 * c)
+        flat = Z.transpose(1, 2).reshape(n, 9 * c)
+        return flat, flat[:, :0]
+
     def unsplit(self, x: Tensor) -> Tensor:
         return x.index_select(1, self.order) if self.equivariant else x
 

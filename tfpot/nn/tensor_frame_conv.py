@@ -4,7 +4,7 @@ For an edge j -> i the layer builds invariant inputs (Lippmann et al. 2024, arXi
 
     x_ij = [ rbf(r_ij),  g_i L_i r_ij/|r_ij|,  g_i g_j U_ij V_j,  g_i g_j U_ij T_j U_ij^T ]
 
-with ``U_ij = L_i L_j^T``, splits them into their even and odd parts under the local mirror
+with ``U_ij = L_i L_j^T`` (computed as ``L_i (L_j^T V_j)``: see :class:`FrameEdges`), splits them into their even and odd parts under the local mirror
 (:class:`~tfpot.nn.parity.MirrorSplit`), hands them with the node scalars to a message function
 ``phi`` (:mod:`tfpot.nn.messages`), sums the messages over neighbours, and updates the node
 features in frame i with a Z2-equivariant network:
@@ -27,19 +27,25 @@ from torch import Tensor, nn
 
 from tfpot.nn.messages import MessageWiring
 from tfpot.nn.parity import MirrorSplit, ParityMLP
-from tfpot.reps import TensorReps, change_frame_rank2, change_frame_vectors
+from tfpot.reps import TensorReps
 
 
 class FrameEdges(NamedTuple):
-    """What every layer reads per edge j -> i (computed once per structure by the model).
+    """What every layer reads (computed once per stage by the model).
 
-    Shapes: U (E, 3, 3) = L_i L_j^T; local_dir (E, 3) = g_i L_i r_ij/|r_ij|; pair_gate (E,) =
-    g_i g_j; rbf (E, num_basis); env (E,) envelope u(r_ij); centre, neighbour (E,) int64.
+    Shapes: frames (N, 3, 3) = L (rows are axes), gated_frames (N, 3, 3) = g L, centre_frames
+    (E, 3, 3) = g_i L_i, local_dir (E, 3) = g_i L_i r_ij/|r_ij|, rbf (E, num_basis), env (E,)
+    envelope u(r_ij), centre, neighbour (E,) int64.
+
+    ``U_ij = L_i L_j^T`` is never formed: a neighbour's vectors and rank-2 tensors are first
+    turned into the global frame once per atom (``g_j L_j^T V_j``, ``g_j L_j^T T_j L_j``), then
+    into frame i per edge, all channels in one matrix product.
     """
 
-    U: Tensor
+    frames: Tensor
+    gated_frames: Tensor
+    centre_frames: Tensor
     local_dir: Tensor
-    pair_gate: Tensor
     rbf: Tensor
     env: Tensor
     centre: Tensor
@@ -107,14 +113,12 @@ class TensorFrameConv(nn.Module):
         de, do = self.split.direction(edges.local_dir)
         even_parts = [edges.rbf, de]
         odd_parts = [do]
-        if self.receives_tensors:
-            Ug = edges.U * edges.pair_gate.view(-1, 1, 1)  # g_i g_j U_ij
+        if self.receives_tensors and (self.mul1 > 0 or self.mul2 > 0):
+            ve, vo, te, to = self._neighbour_tensors(V, T, edges)
             if self.mul1 > 0:
-                ve, vo = self.split.vectors(change_frame_vectors(Ug, V[neighbour]))
                 even_parts.append(ve)
                 odd_parts.append(vo)
             if self.mul2 > 0:
-                te, to = self.split.rank2(change_frame_rank2(edges.U, T[neighbour], U_left=Ug))
                 even_parts.append(te)
                 odd_parts.append(to)
         me, mo = self.message(s, edges.centre, neighbour, torch.cat(even_parts, dim=-1),
@@ -131,6 +135,43 @@ class TensorFrameConv(nn.Module):
         V = V + inc[:, a:b].reshape(n, self.mul1, 3)
         T = T + inc[:, b:].reshape(n, self.mul2, 3, 3)
         return s, V, T
+
+    def _neighbour_tensors(self, V: Tensor, T: Tensor,
+                           edges: FrameEdges) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``g_i g_j U_ij V_j`` and ``g_i g_j U_ij T_j U_ij^T`` split by parity: (ve, vo, te, to).
+
+        Per atom j, the columns ``g_j L_j^T v_jc`` and ``g_j L_j^T T_jc L_j`` (global frame),
+        side by side: (N, 3, mul1 + 3 mul2). Per edge, one product with ``g_i L_i`` gives every
+        vector in frame i and the rank-2 tensors' left half; the right half ``(.) L_i^T`` is one
+        more product. Results are component-major (E, 3, C), the layout the parity split reads.
+        """
+        n = V.shape[0]
+        c1, c2 = self.mul1, self.mul2
+        Lg = edges.gated_frames
+        cols = []
+        if c1 > 0:
+            cols.append(V.transpose(1, 2))  # (N, 3, C1): column c = v_c
+        if c2 > 0:
+            # T_c L for all c: (N, 3 C2, 3), rows (c, p); then columns (c, b) per row p
+            TL = torch.bmm(T.reshape(n, 3 * c2, 3), edges.frames)
+            cols.append(TL.view(n, c2, 3, 3).transpose(1, 2).reshape(n, 3, 3 * c2))
+        R = cols[0] if len(cols) == 1 else torch.cat(cols, dim=2)
+        k = R.shape[2]
+        G = torch.bmm(Lg.transpose(1, 2), R)  # (N, 3, K): g_j L_j^T [V^T | T L]
+        num_edges = edges.neighbour.shape[0]
+        X = G.reshape(n, 3 * k).index_select(0, edges.neighbour).view(num_edges, 3, k)
+        Y = torch.bmm(edges.centre_frames, X)  # g_i L_i (.): (E, 3, K)
+        empty = Y[:, 0, :0]
+        ve, vo, te, to = empty, empty, empty, empty
+        if c1 > 0:
+            ve, vo = self.split.vectors_component_major(Y[:, :, :c1])
+        if c2 > 0:
+            Fc = edges.frames.index_select(0, edges.centre)  # L_i (E, 3, 3)
+            # (g_i g_j L_i T_c' L_i^T) for all c: rows (a, c), columns d
+            Y2 = Y[:, :, c1:].reshape(num_edges, 3 * c2, 3)
+            Z = torch.bmm(Y2, Fc.transpose(1, 2)).view(num_edges, 3, c2, 3)
+            te, to = self.split.rank2_component_major(Z)
+        return ve, vo, te, to
 
     def __repr__(self) -> str:
         n = sum(p.numel() for p in self.parameters())
