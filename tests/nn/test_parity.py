@@ -57,6 +57,6 @@ def test_parity_messages_are_equivariant():
         msg = cls(MessageWiring(8, 7, 3, 9, 5), 16, 8, 10.0).double()
         me, mo = msg(s, centre, neighbour, xe, xo, env, n)
         me2, mo2 = msg(s, centre, neighbour, xe, -xo, env, n)
-        assert me.shape == (e, 9) and mo.shape == (e, 5)
+        assert me.shape == (n, 9) and mo.shape == (n, 5)  # summed over neighbours
         assert torch.allclose(me2, me, rtol=0, atol=1e-14), cls.__name__
         assert torch.allclose(mo2, -mo, rtol=0, atol=1e-14), cls.__name__

@@ -10,8 +10,10 @@ Every message class has the same constructor, so :data:`MESSAGES` dispatches by 
 
     message = MESSAGES[name](wiring, hidden, hidden_odd, avg_num_neighbors)
 
-and ``forward(s, centre, neighbour, edge_even, edge_odd, env, num_nodes) -> (me (E, out_even),
-mo (E, out_odd))``.
+and ``forward(s, centre, neighbour, edge_even, edge_odd, env, num_nodes) -> (Me (N, out_even),
+Mo (N, out_odd))``: the messages summed over each atom's neighbours (``M_i = sum_j phi_ij``).
+Messages end in a linear layer, so the sum is taken before it (``sum_j w_ij (W h_ij + b) =
+W sum_j w_ij h_ij + b sum_j w_ij``): the last layer runs per atom, not per edge.
 """
 
 from __future__ import annotations
@@ -76,9 +78,8 @@ class MLPMessage(nn.Module):
         node_terms = self.lin_centre(s)[centre] + self.lin_neighbour(s)[neighbour]
         he, ho = self.first(edge_even, edge_odd, node_terms)
         he, ho = self.hidden(he, ho)
-        me, mo = self.out(he, ho)
         w = (env * self.inv_norm).unsqueeze(-1)
-        return me * w, mo * w
+        return self.out.summed(he, ho, w, centre, num_nodes)
 
 
 def attention_weights(q: Tensor, k: Tensor, env: Tensor, centre: Tensor,
@@ -149,12 +150,19 @@ class AttentionMessage(nn.Module):
         vo = self.value_odd(ho).view(num_edges, self.heads, self.head_dim_odd)
         q = self.query(s)[centre].view(num_edges, self.heads, self.head_dim)
         alpha = attention_weights(q, kv[:, 0], env, centre, num_nodes).unsqueeze(-1)
-        me = self.out_e((alpha * kv[:, 1]).reshape(num_edges, self.heads * self.head_dim))
-        mo = self.out_o((alpha * vo).reshape(num_edges, self.heads * self.head_dim_odd))
+        xe = (alpha * kv[:, 1]).reshape(num_edges, self.heads * self.head_dim)
+        xo = (alpha * vo).reshape(num_edges, self.heads * self.head_dim_odd)
+        # sum_j w_ij (W x_ij + b) = W sum_j w_ij x_ij + b sum_j w_ij: the output layers per atom
         if self.scale_by_envelope:
             w = env.unsqueeze(-1)
-            me, mo = me * w, mo * w
-        return me, mo
+        else:
+            w = torch.ones_like(env).unsqueeze(-1)
+        de = xe.shape[1]
+        x = torch.cat([xe, xo], dim=-1) * w
+        X = torch.zeros(num_nodes, x.shape[1], dtype=x.dtype, device=x.device).index_add(0, centre, x)
+        wsum = torch.zeros(num_nodes, 1, dtype=w.dtype, device=w.device).index_add(0, centre, w)
+        Me = torch.nn.functional.linear(X[:, :de], self.out_e.weight) + wsum * self.out_e.bias
+        return Me, self.out_o(X[:, de:])
 
 
 #: Message functions by name (the ``message`` hyperparameter); one constructor for all.

@@ -203,6 +203,25 @@ class ParityLinear(nn.Module):
     def forward(self, xe: Tensor, xo: Tensor) -> Tuple[Tensor, Tensor]:
         return self.even(torch.cat([xe, xo * xo], dim=-1)), self.odd(xo)
 
+    def summed(self, xe: Tensor, xo: Tensor, w: Tensor, index: Tensor,
+               num_out: int) -> Tuple[Tensor, Tensor]:
+        """``sum_{e: index[e] = i} w_e forward(xe_e, xo_e)`` for i < num_out, with the sum taken
+        before the (linear) layer: ``W sum_e w_e x_e + b sum_e w_e``; the layer runs on
+        ``num_out`` rows instead of one per e.
+
+        Shapes: xe (E, in_even), xo (E, in_odd), w (E, 1), index (E,) -> (num_out, out_even),
+        (num_out, out_odd).
+        """
+        x = torch.cat([xe, xo * xo, xo], dim=-1) * w
+        X = torch.zeros(num_out, x.shape[1], dtype=x.dtype, device=x.device).index_add(0, index, x)
+        wsum = torch.zeros(num_out, 1, dtype=w.dtype, device=w.device).index_add(0, index, w)
+        k = self.even.in_features
+        ye = torch.nn.functional.linear(X[:, :k], self.even.weight)
+        bias = self.even.bias
+        if bias is not None:
+            ye = ye + wsum * bias
+        return ye, self.odd(X[:, k:])
+
 
 class ParityMLP(nn.Module):
     """``ParityLayer -> ... -> ParityLinear``: a Z2-equivariant MLP.

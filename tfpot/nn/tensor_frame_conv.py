@@ -121,10 +121,9 @@ class TensorFrameConv(nn.Module):
             if self.mul2 > 0:
                 even_parts.append(te)
                 odd_parts.append(to)
-        me, mo = self.message(s, edges.centre, neighbour, torch.cat(even_parts, dim=-1),
+        # messages summed over neighbours (M_i, per atom)
+        Me, Mo = self.message(s, edges.centre, neighbour, torch.cat(even_parts, dim=-1),
                               torch.cat(odd_parts, dim=-1), edges.env, n)
-        Me = torch.zeros(n, me.shape[1], dtype=me.dtype, device=me.device).index_add(0, edges.centre, me)
-        Mo = torch.zeros(n, mo.shape[1], dtype=mo.dtype, device=mo.device).index_add(0, edges.centre, mo)
         de, do = self.update(torch.cat([s, Me], dim=-1), Mo)
         # scalars take the update only (their messages feed the update); V and T take both
         inc = torch.cat([de[:, : self.mul0], de[:, self.mul0:] + Me[:, self.mul0:], do + Mo], dim=-1)
