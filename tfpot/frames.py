@@ -84,7 +84,8 @@ class LocalFrames(nn.Module):
                 neighbour: Tensor) -> Tuple[Tensor, Tensor]:
         n = species.shape[0]
         e = self.embed(species)
-        w = torch.tanh(self.weights(torch.cat([e[centre], e[neighbour], rbf], dim=-1)))  # (E, 3)
+        w = torch.tanh(self.weights(torch.cat([e.index_select(0, centre), e.index_select(0, neighbour),
+                                                  rbf], dim=-1)))  # (E, 3)
         we = w * env.unsqueeze(-1)
         norm_sq = torch.zeros(n, 3, dtype=unit.dtype, device=unit.device).index_add(0, centre, we * we)
         norm = torch.sqrt(self.eps + norm_sq)
@@ -93,7 +94,7 @@ class LocalFrames(nn.Module):
         # The second vector mixes a plain weighted sum with one weighted by the projection on
         # v1 (the rank-2 moment applied to v1): the two are not parallel on generic
         # environments whatever the learned weights, so frames open from the first step.
-        proj = (unit * v1[centre]).sum(-1, keepdim=True)
+        proj = (unit * v1.index_select(0, centre)).sum(-1, keepdim=True)
         v2 = torch.zeros(n, 3, dtype=unit.dtype, device=unit.device).index_add(
             0, centre, (we[:, 1:2] + we[:, 2:3] * proj) * unit)
         v2 = v2 / torch.sqrt(norm[:, 1:2] ** 2 + norm[:, 2:3] ** 2)

@@ -75,7 +75,8 @@ class MLPMessage(nn.Module):
 
     def forward(self, s: Tensor, centre: Tensor, neighbour: Tensor, edge_even: Tensor,
                 edge_odd: Tensor, env: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
-        node_terms = self.lin_centre(s)[centre] + self.lin_neighbour(s)[neighbour]
+        node_terms = (self.lin_centre(s).index_select(0, centre)
+                      + self.lin_neighbour(s).index_select(0, neighbour))
         he, ho = self.first(edge_even, edge_odd, node_terms)
         he, ho = self.hidden(he, ho)
         w = (env * self.inv_norm).unsqueeze(-1)
@@ -95,7 +96,7 @@ def attention_weights(q: Tensor, k: Tensor, env: Tensor, centre: Tensor,
     logits = 5.0 * torch.tanh((q * k).sum(-1) / (5.0 * math.sqrt(q.shape[-1])))
     w = env.unsqueeze(-1) * torch.exp(logits)  # (E, H)
     denom = torch.ones(num_nodes, w.shape[1], dtype=w.dtype, device=w.device).index_add(0, centre, w)
-    return w / denom[centre]
+    return w / denom.index_select(0, centre)
 
 
 class AttentionMessage(nn.Module):
@@ -144,11 +145,12 @@ class AttentionMessage(nn.Module):
     def forward(self, s: Tensor, centre: Tensor, neighbour: Tensor, edge_even: Tensor,
                 edge_odd: Tensor, env: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
         num_edges = centre.shape[0]
-        node_terms = self.key_centre(s)[centre] + self.key_neighbour(s)[neighbour]
+        node_terms = (self.key_centre(s).index_select(0, centre)
+                      + self.key_neighbour(s).index_select(0, neighbour))
         he, ho = self.first(edge_even, edge_odd, node_terms)
         kv = self.key_value(he).view(num_edges, 2, self.heads, self.head_dim)
         vo = self.value_odd(ho).view(num_edges, self.heads, self.head_dim_odd)
-        q = self.query(s)[centre].view(num_edges, self.heads, self.head_dim)
+        q = self.query(s).index_select(0, centre).view(num_edges, self.heads, self.head_dim)
         alpha = attention_weights(q, kv[:, 0], env, centre, num_nodes).unsqueeze(-1)
         xe = (alpha * kv[:, 1]).reshape(num_edges, self.heads * self.head_dim)
         xo = (alpha * vo).reshape(num_edges, self.heads * self.head_dim_odd)
