@@ -171,17 +171,21 @@ class EnergyModel(nn.Module):
                      shifts: Tensor) -> Tensor:
         """Scalar features (N, mul0) of every atom after the last layer.
 
-        Runs the stages of :meth:`stage` in turn with every atom owned, so the Python path and
-        the LAMMPS per-layer exchange (which runs the same stages) share one implementation.
+        Runs the layers of :meth:`stage` in turn with every atom owned, so the Python path and
+        the LAMMPS per-layer exchange (which runs the same stages) share one implementation; the
+        edge geometry, radial basis and envelope are computed once for all layers, and the
+        features pass from one layer to the next as they are (no packed state).
         """
-        n = pos.shape[0]
         # Edge vectors are formed in the input's precision (float64 positions keep float32 models
-        # exact to their own rounding, whatever the absolute coordinates); stages cast them.
+        # exact to their own rounding, whatever the absolute coordinates); then cast.
         vec = pos[edge_index[1]] - pos[edge_index[0]] + shifts
-        state = torch.zeros(n, 0, dtype=vec.dtype, device=vec.device)
-        for t in range(self.num_layers - 1):
-            state = self.stage(t, vec, species, edge_index, n, state)
-        return self._stage_features(self.num_layers - 1, vec, species, edge_index, state)[0]
+        unit, rbf, env = self._edge_terms(vec)
+        s, V, T, frames, gate = self._layer_features(0, unit, rbf, env, species, edge_index,
+                                                     None)
+        for t in range(1, self.num_layers):
+            s, V, T, frames, gate = self._layer_features(t, unit, rbf, env, species, edge_index,
+                                                         (s, V, T, frames, gate))
+        return s
 
     def atomic_energies(self, pos: Tensor, species: Tensor, edge_index: Tensor,
                         shifts: Tensor) -> Tensor:
@@ -224,30 +228,43 @@ class EnergyModel(nn.Module):
             return pack_state(s, V, T, frames, gate, n, nlocal, False)
         return self.readout(s[:nlocal], species[:nlocal])
 
+    def _edge_terms(self, vec: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Unit vectors (E, 3), radial basis (E, num_basis) and envelope (E,) in the model's
+        dtype, from edge vectors in any float dtype."""
+        geometry = edge_vectors_geometry(vec, self.embedding.weight.dtype)
+        return geometry.unit, self.rbf(geometry.r), self.envelope(geometry.r)
+
     def _stage_features(self, t: int, vec: Tensor, species: Tensor, edge_index: Tensor,
                         state: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """(s, V, T, frames, gate) of every atom after layer t+1 (see :meth:`stage`)."""
+        unit, rbf, env = self._edge_terms(vec)
+        previous: Optional[Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = None
+        if t > 0:
+            previous = unpack_state(state.to(unit.dtype), self.mul0, self.mul1, self.mul2, False)
+        return self._layer_features(t, unit, rbf, env, species, edge_index, previous)
+
+    def _layer_features(self, t: int, unit: Tensor, rbf: Tensor, env: Tensor, species: Tensor,
+                        edge_index: Tensor,
+                        previous: Optional[Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]]
+                        ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """(s, V, T, frames, gate) of every atom after layer t+1, from the edge terms of
+        :meth:`_edge_terms` and (t > 0) the previous layer's (s, V, T, frames, gate)."""
         n = species.shape[0]
         centre = edge_index[0]
         neighbour = edge_index[1]
-        geometry = edge_vectors_geometry(vec, self.embedding.weight.dtype)
-        unit = geometry.unit
-        rbf = self.rbf(geometry.r)
-        env = self.envelope(geometry.r)
-
-        if t == 0:
+        if previous is None:
             # Layer 1 sees the neighbours' species embeddings only, and the frame-free power
             # spectrum of each atom joins its scalars after layer 1: a neighbour's input to layer
             # t then depends on atoms up to t-1 cutoffs from it (reach: num_layers * cutoff).
             frames, gate = self.frames(species, rbf, env, unit, centre, neighbour)
-            p = self.ps_mlp(self.power_spectrum(rbf, env, unit, species[neighbour], centre, n))
+            p = self.ps_mlp(self.power_spectrum(rbf, env, unit, species.index_select(0, neighbour),
+                                                centre, n))
             s = self.embedding(species)
             V = torch.zeros(n, self.mul1, 3, dtype=unit.dtype, device=unit.device)
             T = torch.zeros(n, self.mul2, 3, 3, dtype=unit.dtype, device=unit.device)
         else:
             p = torch.zeros(0, dtype=unit.dtype, device=unit.device)  # (added after layer 1 only)
-            s, V, T, frames, gate = unpack_state(state.to(unit.dtype), self.mul0, self.mul1,
-                                                 self.mul2, False)
+            s, V, T, frames, gate = previous
 
         # gated local frames; every frame-dependent input carries its gates
         gated = frames * gate.view(-1, 1, 1)  # g L
@@ -257,7 +274,7 @@ class EnergyModel(nn.Module):
         for k, layer in enumerate(self.layers):
             if k == t:
                 s, V, T = layer(s, V, T, edges)
-        if t == 0:
+        if previous is None:
             s = s + p
         return s, V, T, frames, gate
 
