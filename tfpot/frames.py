@@ -84,8 +84,15 @@ class LocalFrames(nn.Module):
                 neighbour: Tensor) -> Tuple[Tensor, Tensor]:
         n = species.shape[0]
         e = self.embed(species)
-        w = torch.tanh(self.weights(torch.cat([e.index_select(0, centre), e.index_select(0, neighbour),
-                                                  rbf], dim=-1)))  # (E, 3)
+        # weights MLP on [e_i, e_j, rbf]: its first layer split by parts, the species parts per
+        # atom (then gathered), so the per-edge product is over the radial basis only
+        first = self.weights.net[0]
+        k = e.shape[1]
+        W = first.weight
+        h = (torch.nn.functional.linear(e, W[:, :k], first.bias).index_select(0, centre)
+             + torch.nn.functional.linear(e, W[:, k:2 * k]).index_select(0, neighbour)
+             + torch.nn.functional.linear(rbf, W[:, 2 * k:]))
+        w = torch.tanh(self.weights.net[2](self.weights.net[1](h)))  # (E, 3)
         we = w * env.unsqueeze(-1)
         norm_sq = torch.zeros(n, 3, dtype=unit.dtype, device=unit.device).index_add(0, centre, we * we)
         norm = torch.sqrt(self.eps + norm_sq)
