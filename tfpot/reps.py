@@ -3,7 +3,9 @@
 Features of an atom are expressed in that atom's local frame (rows of ``L_i`` are its axes), so
 they are plain invariant numbers. Moving rank-k features from frame j to frame i uses
 ``U_ij = L_i L_j^T``: a vector becomes ``U v`` (9 multiply-adds per channel) and a rank-2 tensor
-``U T U^T`` (54 multiply-adds per channel). Both are batched matrix products over edges.
+``U T U^T`` (54 multiply-adds per channel). Both are batched matrix products over edges. (The
+model itself never forms ``U``: it turns each atom's features into the global frame once and then
+applies ``L_i`` per edge; see :class:`tfpot.nn.tensor_frame_conv.FrameEdges`.)
 """
 
 from __future__ import annotations

@@ -161,7 +161,8 @@ class AttentionMessage(nn.Module):
             w = torch.ones_like(env).unsqueeze(-1)
         de = xe.shape[1]
         x = torch.cat([xe, xo], dim=-1) * w
-        X = torch.zeros(num_nodes, x.shape[1], dtype=x.dtype, device=x.device).index_add(0, centre, x)
+        X = torch.zeros(num_nodes, x.shape[1], dtype=x.dtype, device=x.device).index_add(
+            0, centre, x)
         wsum = torch.zeros(num_nodes, 1, dtype=w.dtype, device=w.device).index_add(0, centre, w)
         Me = torch.nn.functional.linear(X[:, :de], self.out_e.weight) + wsum * self.out_e.bias
         return Me, self.out_o(X[:, de:])

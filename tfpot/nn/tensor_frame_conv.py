@@ -4,10 +4,11 @@ For an edge j -> i the layer builds invariant inputs (Lippmann et al. 2024, arXi
 
     x_ij = [ rbf(r_ij),  g_i L_i r_ij/|r_ij|,  g_i g_j U_ij V_j,  g_i g_j U_ij T_j U_ij^T ]
 
-with ``U_ij = L_i L_j^T`` (computed as ``L_i (L_j^T V_j)``: see :class:`FrameEdges`), splits them into their even and odd parts under the local mirror
-(:class:`~tfpot.nn.parity.MirrorSplit`), hands them with the node scalars to a message function
-``phi`` (:mod:`tfpot.nn.messages`), sums the messages over neighbours, and updates the node
-features in frame i with a Z2-equivariant network:
+with ``U_ij = L_i L_j^T`` (computed as ``L_i (L_j^T V_j)``: see :class:`FrameEdges`), splits
+them into their even and odd parts under the local mirror (:class:`~tfpot.nn.parity.MirrorSplit`),
+hands them with the node scalars to a message function ``phi`` (:mod:`tfpot.nn.messages`), sums
+the messages over neighbours, and updates the node features in frame i with a Z2-equivariant
+network:
 
     M_i = sum_j phi(s, x_ij, u(r_ij))
     (s_i, V_i, T_i) <- (s_i, V_i, T_i) + update(s_i, M_i) + (0, M_i^V, M_i^T)
