@@ -181,9 +181,13 @@ class ParityLayer(nn.Module):
     def forward(self, xe: Tensor, xo: Tensor,
                 extra: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         a = self.odd(xo)
-        bc = self.even(torch.cat([xe, a * a], dim=-1))
-        if extra is not None:
-            bc = bc + extra
+        x = torch.cat([xe, a * a], dim=-1)
+        if extra is not None and self.even.bias is None and x.dim() == 2:
+            bc = torch.addmm(extra, x, self.even.weight.t())  # the sum in the product's output
+        else:
+            bc = self.even(x)
+            if extra is not None:
+                bc = bc + extra
         he = torch.nn.functional.silu(bc[..., : self.out_even])
         # (sigmoid of a strided slice is ~2x slower than of a contiguous copy in float32)
         ho = a * torch.sigmoid(bc[..., self.out_even:].contiguous())
