@@ -13,7 +13,9 @@ the wall seconds are printed for reference) and reports on held-out frames:
 * the same weights with every gate forced shut at inference ("gates shut"): how much the trained
   model leans on its frame path;
 * gate statistics: the share of atoms with closed (g = 0), partial and open (g = 1) gates, and
-  the mean |E - E(gates shut)| per atom.
+  the mean |E - E(gates shut)| per atom;
+* the share of edges whose three frame weights ``tanh(logit)`` are saturated (|w| > 0.99): 1.00
+  means training turned the learned frames into a fixed geometric construction.
 
 Variants (``--variants``):
 
@@ -50,7 +52,7 @@ import tfpot
 from tfpot.builder import model_from_config
 from tfpot.data import read_structures
 from tfpot.data.md17 import read_rmd17_split
-from tfpot.diagnostics import gate_statistics
+from tfpot.diagnostics import frame_weight_saturation, gate_statistics
 from tfpot.training import fit
 
 VARIANTS: Dict[str, Dict[str, object]] = {
@@ -145,8 +147,9 @@ def main(argv: List[str] | None = None) -> None:
 
     trained = {}
     print(f"| data | variant | seed | epochs | wall s | test force MAE meV/Å | energy meV/atom "
-          f"| force MAE, gates shut | g = 0 | 0 < g < 1 | g = 1 | mean abs(E - E shut) meV/atom |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          f"| force MAE, gates shut | g = 0 | 0 < g < 1 | g = 1 | mean abs(E - E shut) meV/atom "
+          f"| saturated frame weights |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for data_name, (train, val, test), stress in sets:
         species = sorted({s for a in train for s in a.get_chemical_symbols()})
         for name in args.variants:
@@ -157,11 +160,12 @@ def main(argv: List[str] | None = None) -> None:
                 err = errors(model, test)
                 shut = errors(shut_gates(model), test)
                 st = gate_statistics(model, test[:50])
+                sat = frame_weight_saturation(model, test[:20])
                 print(f"| {data_name} | {name} | {seed} | {args.epochs} | {wall:.0f} | "
                       f"{err['force_mae']:.1f} | {err['energy_mae']:.2f} | {shut['force_mae']:.1f} | "
                       f"{st['fraction_closed']:.2f} | {st['fraction_partial']:.2f} | "
-                      f"{st['fraction_open']:.2f} | {1e3 * st['frame_energy_per_atom_eV']:.2f} |",
-                      flush=True)
+                      f"{st['fraction_open']:.2f} | {1e3 * st['frame_energy_per_atom_eV']:.2f} | "
+                      f"{' / '.join(f'{x:.2f}' for x in sat)} |", flush=True)
 
     print("\nFrame usage of the trained default models (seed %d):\n" % args.seeds[0])
     print("| structures | atoms | g = 0 | 0 < g < 1 | g = 1 | mean abs(E - E shut) meV/atom |")

@@ -11,6 +11,7 @@ from ase import Atoms
 
 from tfpot import _keys as K
 from tfpot.builder import model_from_config
+from tfpot.geometry import edge_geometry
 from tfpot.graph import atoms_to_graph
 from tfpot.inference import predict
 from tfpot.model import EnergyModel
@@ -52,3 +53,24 @@ def gate_statistics(model: EnergyModel, structures: Iterable[Atoms]) -> Dict[str
         "fraction_open": float(np.mean(g == 1.0)),
         "frame_energy_per_atom_eV": float(np.mean(diffs)),
     }
+
+
+@torch.no_grad()
+def frame_weight_saturation(model: EnergyModel, structures: Iterable[Atoms],
+                            threshold: float = 0.99) -> np.ndarray:
+    """Share of edges whose frame weights ``w = tanh(logit)`` have ``|w| > threshold``, per weight
+    (3,): 1.0 means the weight is a constant sign on every edge (its tanh saturated, its
+    gradient ~0), so the frames are a fixed geometric construction rather than learned."""
+    counts = np.zeros(3)
+    total = 0
+    for atoms in structures:
+        g = atoms_to_graph(atoms, model.cutoff)
+        edge_index = g[K.EDGE_INDEX]
+        geometry = edge_geometry(g[K.POSITIONS], edge_index, g[K.SHIFTS],
+                                 model.embedding.weight.dtype)
+        w = torch.tanh(model.frames.weight_logits(model.species_index(g[K.ATOMIC_NUMBERS]),
+                                                  model.rbf(geometry.r), edge_index[0],
+                                                  edge_index[1]))
+        counts += (w.abs() > threshold).double().sum(0).numpy()
+        total += w.shape[0]
+    return counts / max(total, 1)

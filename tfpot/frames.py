@@ -80,19 +80,26 @@ class LocalFrames(nn.Module):
         with torch.no_grad():
             self.weights.net[-1].weight.mul_(8.0)
 
-    def forward(self, species: Tensor, rbf: Tensor, env: Tensor, unit: Tensor, centre: Tensor,
-                neighbour: Tensor) -> Tuple[Tensor, Tensor]:
-        n = species.shape[0]
+    def weight_logits(self, species: Tensor, rbf: Tensor, centre: Tensor,
+                      neighbour: Tensor) -> Tensor:
+        """Pre-activations of the frame weights, ``w = tanh(logits)``; shapes (E, 3).
+
+        The MLP on [e_i, e_j, rbf] has its first layer split by parts: the species parts per atom
+        (then gathered), so the per-edge product is over the radial basis only.
+        """
         e = self.embed(species)
-        # weights MLP on [e_i, e_j, rbf]: its first layer split by parts, the species parts per
-        # atom (then gathered), so the per-edge product is over the radial basis only
         first = self.weights.net[0]
         k = e.shape[1]
         W = first.weight
         h = (torch.nn.functional.linear(e, W[:, :k], first.bias).index_select(0, centre)
              + torch.nn.functional.linear(e, W[:, k:2 * k]).index_select(0, neighbour)
              + torch.nn.functional.linear(rbf, W[:, 2 * k:]))
-        w = torch.tanh(self.weights.net[2](self.weights.net[1](h)))  # (E, 3)
+        return self.weights.net[2](self.weights.net[1](h))
+
+    def forward(self, species: Tensor, rbf: Tensor, env: Tensor, unit: Tensor, centre: Tensor,
+                neighbour: Tensor) -> Tuple[Tensor, Tensor]:
+        n = species.shape[0]
+        w = torch.tanh(self.weight_logits(species, rbf, centre, neighbour))  # (E, 3)
         we = w * env.unsqueeze(-1)
         norm_sq = torch.zeros(n, 3, dtype=unit.dtype, device=unit.device).index_add(0, centre, we * we)
         norm = torch.sqrt(self.eps + norm_sq)
