@@ -4,6 +4,7 @@ Run (tfpot's venv)::
 
     python benchmarks/bench_frames.py --data /tmp/aspirin_xtb [--epochs 20] [--seeds 0 1]
         [--materials] [--variants frames frame-free gates-low] [--threads 1]
+        [--lr 1e-2] [--batch-size 4] [--hyper '{"num_basis": 16}']
 
 For each data set and each variant it trains the small preset for the same number of epochs
 (equal epochs, not equal wall time, so that load from other jobs does not change the result;
@@ -37,9 +38,10 @@ thermal structures: CH4, benzene (aspirin model), perfect and thermal fcc Cu all
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -111,12 +113,13 @@ def shut_gates(model):
 
 
 def train_variant(name: str, train, val, species, seed: int, epochs: int, stress: bool,
-                  threads: int):
+                  threads: int, lr: float = 1e-2, batch_size: int = 4,
+                  hyper: Optional[Dict[str, object]] = None):
     torch.set_num_threads(threads)
     model = tfpot.build_model(species, cutoff=5.0, preset="small", dtype="float64", seed=seed,
-                              **VARIANTS[name])
+                              **{**(hyper or {}), **VARIANTS[name]})
     t0 = time.perf_counter()
-    model = fit(model, train, val, epochs=epochs, batch_size=4, lr=1e-2, energy_weight=1.0,
+    model = fit(model, train, val, epochs=epochs, batch_size=batch_size, lr=lr, energy_weight=1.0,
                 forces_weight=100.0, stress_weight=(1.0 if stress else 0.0), seed=seed,
                 schedule="cosine", ema_decay=0.99)
     return model, time.perf_counter() - t0
@@ -134,6 +137,11 @@ def main(argv: List[str] | None = None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--lr", type=float, default=1e-2, help="peak learning rate (cosine to 1e-6)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--hyper", default="{}", help="JSON of hyperparameters on top of the small "
+                                                 "preset, e.g. '{\"num_basis\": 16}' (a "
+                                                 "variant's gate_range wins)")
     args = p.parse_args(argv)
 
     sets = []
@@ -155,7 +163,8 @@ def main(argv: List[str] | None = None) -> None:
         for name in args.variants:
             for seed in args.seeds:
                 model, wall = train_variant(name, train, val, species, seed, args.epochs, stress,
-                                            args.threads)
+                                            args.threads, args.lr, args.batch_size,
+                                            json.loads(args.hyper))
                 trained[(data_name, name, seed)] = model
                 err = errors(model, test)
                 shut = errors(shut_gates(model), test)
