@@ -25,7 +25,7 @@ from typing import Dict, Optional, Tuple, Type
 import torch
 from torch import Tensor, nn
 
-from tfpot.nn.parity import ParityLayer, ParityLinear, OddLinear
+from tfpot.nn.parity import OddLinear, ParityLayer, ParityLinear, weighted_sums
 
 
 @dataclass(frozen=True)
@@ -160,10 +160,7 @@ class AttentionMessage(nn.Module):
         else:
             w = torch.ones_like(env).unsqueeze(-1)
         de = xe.shape[1]
-        x = torch.cat([xe, xo], dim=-1) * w
-        X = torch.zeros(num_nodes, x.shape[1], dtype=x.dtype, device=x.device).index_add(
-            0, centre, x)
-        wsum = torch.zeros(num_nodes, 1, dtype=w.dtype, device=w.device).index_add(0, centre, w)
+        X, wsum = weighted_sums(torch.cat([xe, xo], dim=-1), w, centre, num_nodes)
         Me = torch.nn.functional.linear(X[:, :de], self.out_e.weight) + wsum * self.out_e.bias
         return Me, self.out_o(X[:, de:])
 

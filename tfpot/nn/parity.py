@@ -194,6 +194,19 @@ class ParityLayer(nn.Module):
         return he, ho
 
 
+def weighted_sums(x: Tensor, w: Tensor, index: Tensor, num_out: int) -> Tuple[Tensor, Tensor]:
+    """``X_i = sum_{e: index[e] = i} w_e x_e`` and ``wsum_i = sum_{e: index[e] = i} w_e``: what a
+    linear layer needs to give ``sum_e w_e (W x_e + b) = W X_i + b wsum_i`` per output row, so
+    that it runs on ``num_out`` rows instead of one per e.
+
+    Shapes: x (E, F), w (E, 1), index (E,) -> X (num_out, F), wsum (num_out, 1).
+    """
+    xw = x * w
+    X = torch.zeros(num_out, xw.shape[1], dtype=xw.dtype, device=xw.device).index_add(0, index, xw)
+    wsum = torch.zeros(num_out, 1, dtype=w.dtype, device=w.device).index_add(0, index, w)
+    return X, wsum
+
+
 class ParityLinear(nn.Module):
     """The output layer: ``ye = W_e [xe, xo * xo] + b`` (even), ``yo = W_o xo`` (odd, no bias).
 
@@ -217,9 +230,7 @@ class ParityLinear(nn.Module):
         Shapes: xe (E, in_even), xo (E, in_odd), w (E, 1), index (E,) -> (num_out, out_even),
         (num_out, out_odd).
         """
-        x = torch.cat([xe, xo * xo, xo], dim=-1) * w
-        X = torch.zeros(num_out, x.shape[1], dtype=x.dtype, device=x.device).index_add(0, index, x)
-        wsum = torch.zeros(num_out, 1, dtype=w.dtype, device=w.device).index_add(0, index, w)
+        X, wsum = weighted_sums(torch.cat([xe, xo * xo, xo], dim=-1), w, index, num_out)
         k = self.even.in_features
         ye = torch.nn.functional.linear(X[:, :k], self.even.weight)
         bias = self.even.bias
