@@ -198,7 +198,7 @@ def tfpot_job(args) -> dict:
     val = read_labelled(str(Path(args.out) / "valid.extxyz"))
     species = sorted(set(z for a in train for z in a.get_chemical_symbols()))
     model = tfpot.build_model(species, cutoff=5.0, preset=args.tfpot_preset, dtype="float64",
-                              seed=args.seed)
+                              seed=args.seed, **json.loads(args.tfpot_hyper))
     first = {}
 
     def on_step(trainer) -> None:  # CPU and wall clock of the training loop from its 1st step
@@ -223,7 +223,7 @@ def tfpot_job(args) -> dict:
         except (ValueError, AttributeError):
             pass
     res = {"impl": "tfpot", "preset": args.tfpot_preset, "schedule": args.tfpot_schedule,
-           "lr": args.tfpot_lr,
+           "lr": args.tfpot_lr, "hyper": json.loads(args.tfpot_hyper),
            "params": int(sum(p.numel() for p in model.parameters())),
            "train_wall_s": wall, "train_cpu_s": cpu, "epochs": epochs, "steps": steps,
            "model_file": str(best if best.exists() else "")}
@@ -420,6 +420,8 @@ def main() -> None:
     p.add_argument("--test", type=int, default=0, help="test frames (0: all held-out ones)")
     p.add_argument("--tfpot-preset", default="small")
     p.add_argument("--tfpot-lr", type=float, default=1e-2)
+    p.add_argument("--tfpot-hyper", default="{}",
+                   help='model hyperparameters over the preset, as JSON, e.g. \'{"num_basis": 16}\'')
     p.add_argument("--tfpot-schedule", default="cosine", choices=("cosine", "plateau"),
                    help="cosine: annealed to the end of the budget; plateau: as in tfpot 0.2")
     p.add_argument("--mace-channels", type=int, default=32)
@@ -462,6 +464,7 @@ def main() -> None:
     tf_cmd = [sys.executable, __file__, "--tfpot-job", "--out", str(out), "--budget-min",
               str(args.budget_min), "--tfpot-preset", args.tfpot_preset,
               "--tfpot-schedule", args.tfpot_schedule, "--tfpot-lr", str(args.tfpot_lr),
+              "--tfpot-hyper", args.tfpot_hyper,
               "--threads",
               str(args.threads), "--md-start", args.md_start, "--md-steps", str(args.md_steps),
               "--md-dt-fs", str(args.md_dt_fs), "--seed", str(args.seed)]

@@ -32,6 +32,7 @@ def test_frozen_and_normalised_at_the_door():
     ({"gate_range": (0.3, 0.1)}, "gate_range", r"0 < low < high"),
     ({"gate_range": 0.3}, "gate_range", r"two numbers"),
     ({"message": "mpl"}, "message", r"did you mean 'mlp'"),
+    ({"radial_filter": "tahn"}, "radial_filter", r"did you mean 'tanh'"),
     ({"parity": "average"}, "parity", r"tfpot < 0.2.*still load"),
     ({"reps": "8x1"}, "reps", r"scalar channel"),
     ({"hidden": True}, "hidden", r"expected an integer"),

@@ -33,6 +33,13 @@ class TestAttentionModel(ModelContract):
         return make_model(message="attention", dtype=dtype)
 
 
+class TestModelWithoutRadialFilter(ModelContract):
+    """MLP messages without the radial filter: the architecture of model files of tfpot < 0.5."""
+
+    def build_model(self, dtype):
+        return make_model(message="mlp", radial_filter="none", dtype=dtype)
+
+
 class TestMirrorAveragedModel(ModelContract):
     """The mirror-averaged model of tfpot < 0.2, as loaded from its files."""
 

@@ -110,12 +110,13 @@ def test_v03_model_exported_today_matches_the_v03_export_float64(tmp_path):
 def test_same_seed_gives_the_v03_initial_weights(name):
     # Building with 0.3's seed and settings reproduces its initial weights bit for bit (the
     # fixtures are untrained; only E0, scale and shift were set): recipes stay reproducible.
+    # (0.3 had no radial filter: radial_filter="none" is its architecture.)
     from fixtures.make_v03_models import TINY
 
     from tfpot.state_dict_upgrade import upgrade_state_dict
 
     new = tfpot.build_model(["H", "C", "O", "Cu"], cutoff=3.0, seed=11, preset="small", **TINY,
-                            **MODELS[name]).state_dict()
+                            radial_filter="none", **MODELS[name]).state_dict()
     old = torch.load(FIXTURES / f"v03_{name}.pt", weights_only=True)["state_dict"]
     old = upgrade_state_dict(old, new)
     assert set(old) == set(new)

@@ -86,6 +86,8 @@ def model_from_config(config: Mapping[str, Any]) -> EnergyModel:
     species = hyper.pop("species")
     cutoff = hyper.pop("cutoff")
     revision = hyper.pop("revision", UNRECORDED)
+    # files written before the radial filter existed (tfpot < 0.5) record no key and have none
+    hyper.setdefault("radial_filter", "none")
     if hyper.get("parity") == LEGACY_PARITY:  # tfpot < 0.2
         hyper["parity"] = "none"
         model = MirrorAveragedEnergyModel(species, cutoff, ModelHyperparameters.from_dict(hyper))

@@ -22,6 +22,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from tfpot.errors import HyperparameterError
 from tfpot.nn.messages import MESSAGES
+from tfpot.nn.radial import RADIAL_FILTERS
 from tfpot.reps import TensorReps
 
 #: Reflection handling of new models. ``"equivariant"``: Z2-equivariant networks, exact O(3)
@@ -52,6 +53,9 @@ class ModelHyperparameters:
     num_basis: int = _param(8, "Bessel radial basis size", min=1)
     hidden: int = _param(64, "MLP width", min=1)
     message: str = _param("mlp", "message function", choices=tuple(MESSAGES))
+    radial_filter: str = _param("tanh", "message hidden layers times a learned function tanh(W "
+                                          "b(r) + c) of the radial basis, per channel; none: not (model "
+                                          "files of tfpot < 0.5)", choices=RADIAL_FILTERS)
     lmax: int = _param(4, "angular order of the frame-free power spectrum", min=0)
     ps_channels: int = _param(8, "radial channels of the power spectrum", min=1)
     gate_range: Tuple[float, float] = _param((0.05, 0.3), "frame gate ramp [low, high] on "

@@ -103,7 +103,8 @@ class EnergyModel(nn.Module):
         for t in range(hp.num_layers):
             receives = t > 0  # layer 1 sees species only: a layer's reach is one cutoff
             wiring = TensorFrameConv.wiring(reps_, num_basis, receives, equivariant)
-            message = MESSAGES[hp.message](wiring, hidden, hp.hidden_odd, hp.avg_num_neighbors)
+            message = MESSAGES[hp.message](wiring, hidden, hp.hidden_odd, hp.avg_num_neighbors,
+                                            hp.radial_filter)
             layers.append(TensorFrameConv(reps_, num_basis, message, receives, hidden,
                                           hp.hidden_odd, equivariant))
         self.layers = nn.ModuleList(layers)

@@ -197,11 +197,13 @@ def test_overlapping_atoms_refused(model, skin):
 
 
 def test_nonfinite_model_output_refused():
-    """A model whose output overflows (finite weights, energy scale 1e308): the calculator
-    raises instead of handing inf to an integrator; a sane model is the negative control."""
+    """A model whose output overflows (finite weights, energy scale and shift 1e308: the nine
+    atoms' energies sum past the float64 range): the calculator raises instead of handing inf to
+    an integrator; a sane model is the negative control."""
     huge = make_model()
     with torch.no_grad():
         huge.readout.energy_scale.fill_(1e308)
+        huge.readout.energy_shift.fill_(1e308)
     atoms = ethanol()
     atoms.calc = TFPotCalculator(huge)
     with pytest.raises(ValueError, match=r"^TFPotCalculator: the model's energy, free_energy "

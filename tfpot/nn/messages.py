@@ -8,7 +8,7 @@ scaled by the envelope so that they vanish smoothly at the cutoff.
 
 Every message class has the same constructor, so :data:`MESSAGES` dispatches by name::
 
-    message = MESSAGES[name](wiring, hidden, hidden_odd, avg_num_neighbors)
+    message = MESSAGES[name](wiring, hidden, hidden_odd, avg_num_neighbors, radial_filter)
 
 and ``forward(s, centre, neighbour, edge_even, edge_odd, env, num_nodes) -> (Me (N, out_even),
 Mo (N, out_odd))``: the messages summed over each atom's neighbours (``M_i = sum_j phi_ij``).
@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple, Type
+from typing import Dict, List, Optional, Tuple, Type
 
 import torch
 from torch import Tensor, nn
 
 from tfpot.nn.parity import OddLinear, ParityLayer, ParityLinear, weighted_sums
+from tfpot.nn.radial import RADIAL_FILTERS, RadialFilter
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class MessageWiring:
 
     Attributes:
         node_dim: scalar channels per node; edge_even, edge_odd: even/odd invariant edge inputs;
-        out_even, out_odd: even/odd message sizes.
+        out_even, out_odd: even/odd message sizes; radial: how many of the even edge inputs, at
+        their start, are the radial basis (what a radial filter reads).
     """
 
     node_dim: int
@@ -42,26 +44,44 @@ class MessageWiring:
     edge_odd: int
     out_even: int
     out_odd: int
+    radial: int = 0
+
+
+def radial_filter_for(wiring: MessageWiring, kind: str,
+                      widths: List[int]) -> Optional[RadialFilter]:
+    """The :class:`~tfpot.nn.radial.RadialFilter` of a message whose hidden layers have
+    ``widths`` channels (even and odd together), or None for ``kind="none"``."""
+    if kind not in RADIAL_FILTERS:
+        raise ValueError(f"radial_filter must be one of {', '.join(RADIAL_FILTERS)} (got {kind!r})")
+    if kind == "none":
+        return None
+    return RadialFilter(wiring.radial, widths)
 
 
 class MLPMessage(nn.Module):
     """``phi(s_i, s_j, x_ij) = u(r_ij) / n_avg * MLP([s_i, s_j, x_ij])`` (the default), as a
     Z2-equivariant network: even width ``hidden``, odd width ``hidden_odd``; the node terms enter
-    the first even pre-activation, computed per node and then gathered.
+    the first even pre-activation, computed per node and then gathered. With a radial filter,
+    both hidden layers' activations are multiplied channel by channel by ``f(r_ij)``
+    (:class:`~tfpot.nn.radial.RadialFilter`).
 
     Args:
         wiring: sizes (:class:`MessageWiring`); hidden, hidden_odd: widths;
         avg_num_neighbors: fixed normalisation (a constant, so the energy stays a sum of local
-        terms).
+        terms); radial_filter: ``"tanh"`` or ``"none"``.
     """
 
     __jit_ignored_attributes__ = ["wiring"]
 
     def __init__(self, wiring: MessageWiring, hidden: int = 64, hidden_odd: int = 32,
-                 avg_num_neighbors: float = 10.0):
+                 avg_num_neighbors: float = 10.0, radial_filter: str = "none"):
         super().__init__()
         self.wiring = wiring
         self.inv_norm = 1.0 / float(avg_num_neighbors)
+        self.hidden_even = int(hidden)
+        self.hidden_width = int(hidden) + int(hidden_odd)
+        self.num_radial = int(wiring.radial)
+        self.radial_filter = radial_filter_for(wiring, radial_filter, [self.hidden_width] * 2)
         self.lin_centre = nn.Linear(wiring.node_dim, hidden + hidden_odd, bias=True)
         self.lin_neighbour = nn.Linear(wiring.node_dim, hidden + hidden_odd, bias=False)
         self.first = ParityLayer(wiring.edge_even, wiring.edge_odd, hidden, hidden_odd, bias=False)
@@ -78,7 +98,13 @@ class MLPMessage(nn.Module):
         node_terms = (self.lin_centre(s).index_select(0, centre)
                       + self.lin_neighbour(s).index_select(0, neighbour))
         he, ho = self.first(edge_even, edge_odd, node_terms)
-        he, ho = self.hidden(he, ho)
+        if self.radial_filter is not None:
+            f = self.radial_filter(edge_even[:, : self.num_radial])
+            h, k = self.hidden_even, self.hidden_width
+            he, ho = self.hidden(he * f[:, :h], ho * f[:, h:k])
+            he, ho = he * f[:, k:k + h], ho * f[:, k + h:]
+        else:
+            he, ho = self.hidden(he, ho)
         w = (env * self.inv_norm).unsqueeze(-1)
         return self.out.summed(he, ho, w, centre, num_nodes)
 
@@ -106,13 +132,14 @@ class AttentionMessage(nn.Module):
     envelope ``u`` in models of revision 1, see :mod:`tfpot.revisions`).
 
     Args: as :class:`MLPMessage` (``avg_num_neighbors`` is accepted for the common constructor;
-    attention normalises by its weights instead), and ``heads``.
+    attention normalises by its weights instead; a radial filter scales its one hidden layer),
+    and ``heads``.
     """
 
     __jit_ignored_attributes__ = ["wiring"]
 
     def __init__(self, wiring: MessageWiring, hidden: int = 64, hidden_odd: int = 32,
-                 avg_num_neighbors: float = 10.0, heads: int = 4):
+                 avg_num_neighbors: float = 10.0, radial_filter: str = "none", heads: int = 4):
         super().__init__()
         problem = self.width_error(hidden, hidden_odd, heads)
         if problem is not None:
@@ -126,6 +153,9 @@ class AttentionMessage(nn.Module):
         self.key_centre = nn.Linear(node_dim, hidden + hidden_odd)
         self.key_neighbour = nn.Linear(node_dim, hidden + hidden_odd, bias=False)
         self.first = ParityLayer(wiring.edge_even, wiring.edge_odd, hidden, hidden_odd, bias=False)
+        self.hidden_even = int(hidden)
+        self.num_radial = int(wiring.radial)
+        self.radial_filter = radial_filter_for(wiring, radial_filter, [hidden + hidden_odd])
         self.key_value = nn.Linear(hidden, 2 * hidden)
         self.value_odd = OddLinear(hidden_odd, hidden_odd)
         self.out_e = nn.Linear(hidden, wiring.out_even)
@@ -148,6 +178,9 @@ class AttentionMessage(nn.Module):
         node_terms = (self.key_centre(s).index_select(0, centre)
                       + self.key_neighbour(s).index_select(0, neighbour))
         he, ho = self.first(edge_even, edge_odd, node_terms)
+        if self.radial_filter is not None:
+            f = self.radial_filter(edge_even[:, : self.num_radial])
+            he, ho = he * f[:, : self.hidden_even], ho * f[:, self.hidden_even:]
         kv = self.key_value(he).view(num_edges, 2, self.heads, self.head_dim)
         vo = self.value_odd(ho).view(num_edges, self.heads, self.head_dim_odd)
         q = self.query(s).index_select(0, centre).view(num_edges, self.heads, self.head_dim)

@@ -1,8 +1,9 @@
-"""Radial functions: the smooth cutoff envelope and a Bessel radial basis."""
+"""Radial functions: the smooth cutoff envelope, a Bessel radial basis, and radial filters."""
 
 from __future__ import annotations
 
 import math
+from typing import Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -63,3 +64,41 @@ class BesselBasis(nn.Module):
 
     def extra_repr(self) -> str:
         return f"cutoff={self.cutoff} Å, num_basis={self.num_basis}"
+
+
+#: The ``radial_filter`` hyperparameter: ``"tanh"`` (:class:`RadialFilter`) or ``"none"``.
+RADIAL_FILTERS: Tuple[str, ...] = ("tanh", "none")
+
+
+class RadialFilter(nn.Module):
+    """Per-edge, per-channel factors from the radial basis: ``f(r) = tanh(W b(r) + c)``.
+
+    A message network multiplies its hidden activations by them (radial weights, as in NequIP
+    and MACE), so each channel's strength depends on the distance directly, not only through
+    the network's first layer. The factors depend on ``r`` alone, so they are even under the local
+    mirror and keep a Z2-equivariant network equivariant. One linear map serves every hidden
+    layer of a message: its output is the layers' factors side by side.
+
+    The tanh bounds every factor by 1, so a filtered network never amplifies more than the same
+    network without the filter. Unbounded factors ``W b + c`` (measured on aspirin, lr 2e-2)
+    let the features grow multiplicatively through the layers until one run's scalars reached
+    ~1e12 and every readout unit saturated: a dead model, zero forces.
+
+    Args:
+        num_basis: radial basis size; widths: channels of each hidden layer it scales.
+
+    Shapes: rbf (E, num_basis) -> (E, sum(widths)), dimensionless.
+    """
+
+    def __init__(self, num_basis: int, widths: Sequence[int]):
+        super().__init__()
+        if num_basis < 1:
+            raise ValueError(f"a radial filter needs the radial basis (got num_basis={num_basis})")
+        self.widths = [int(w) for w in widths]
+        self.linear = nn.Linear(int(num_basis), sum(self.widths))
+
+    def forward(self, rbf: Tensor) -> Tensor:
+        return torch.tanh(self.linear(rbf))
+
+    def extra_repr(self) -> str:
+        return f"num_basis={self.linear.in_features}, widths={self.widths}"

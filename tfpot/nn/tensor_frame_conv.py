@@ -97,15 +97,16 @@ class TensorFrameConv(nn.Module):
     @staticmethod
     def wiring(reps: TensorReps, num_basis: int, receives_tensors: bool,
                equivariant: bool = True) -> MessageWiring:
-        """Sizes a message module must have: node scalars, even/odd edge inputs and messages."""
+        """Sizes a message module must have: node scalars, even/odd edge inputs (the even ones
+        start with the ``num_basis`` radial basis values) and messages."""
         mul0, mul1, mul2 = reps.muls
         if not equivariant:
             return MessageWiring(mul0, num_basis + 3 + ((3 * mul1 + 9 * mul2) if receives_tensors
-                                                         else 0), 0, reps.dim, 0)
+                                                         else 0), 0, reps.dim, 0, num_basis)
         return MessageWiring(mul0, num_basis + 2 + ((2 * mul1 + 5 * mul2) if receives_tensors
                                                     else 0),
                              1 + ((mul1 + 4 * mul2) if receives_tensors else 0),
-                             mul0 + 2 * mul1 + 5 * mul2, mul1 + 4 * mul2)
+                             mul0 + 2 * mul1 + 5 * mul2, mul1 + 4 * mul2, num_basis)
 
     def forward(self, s: Tensor, V: Tensor, T: Tensor,
                 edges: FrameEdges) -> Tuple[Tensor, Tensor, Tensor]:
