@@ -20,7 +20,8 @@ from helpers import make_model
 
 
 class TestMLPModel(ModelContract):
-    """The default: MLP messages, Z2-equivariant networks (exact O(3) invariance in one pass)."""
+    """The default: MLP messages, Z2-equivariant networks (exact O(3) invariance in one pass), no
+    radial filter."""
 
     def build_model(self, dtype):
         return make_model(message="mlp", dtype=dtype)
@@ -33,11 +34,11 @@ class TestAttentionModel(ModelContract):
         return make_model(message="attention", dtype=dtype)
 
 
-class TestModelWithoutRadialFilter(ModelContract):
-    """MLP messages without the radial filter: the architecture of model files of tfpot < 0.5."""
+class TestModelWithRadialFilter(ModelContract):
+    """MLP messages with the radial filter (``radial_filter="tanh"``, opt-in since tfpot 0.5)."""
 
     def build_model(self, dtype):
-        return make_model(message="mlp", radial_filter="none", dtype=dtype)
+        return make_model(message="mlp", radial_filter="tanh", dtype=dtype)
 
 
 class TestMirrorAveragedModel(ModelContract):

@@ -86,7 +86,8 @@ def model_from_config(config: Mapping[str, Any]) -> EnergyModel:
     species = hyper.pop("species")
     cutoff = hyper.pop("cutoff")
     revision = hyper.pop("revision", UNRECORDED)
-    # files written before the radial filter existed (tfpot < 0.5) record no key and have none
+    # files written before the radial filter existed (tfpot < 0.5) record no key and have none,
+    # whatever the default of new models
     hyper.setdefault("radial_filter", "none")
     if hyper.get("parity") == LEGACY_PARITY:  # tfpot < 0.2
         hyper["parity"] = "none"

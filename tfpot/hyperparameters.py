@@ -53,9 +53,10 @@ class ModelHyperparameters:
     num_basis: int = _param(8, "Bessel radial basis size", min=1)
     hidden: int = _param(64, "MLP width", min=1)
     message: str = _param("mlp", "message function", choices=tuple(MESSAGES))
-    radial_filter: str = _param("tanh", "message hidden layers times a learned function tanh(W "
-                                          "b(r) + c) of the radial basis, per channel; none: not (model "
-                                          "files of tfpot < 0.5)", choices=RADIAL_FILTERS)
+    radial_filter: str = _param("none", "tanh: message hidden layers times a learned function "
+                                        "tanh(W b(r) + c) of the radial basis, per channel "
+                                        "(better per epoch, 8-66 % slower); none: not",
+                                choices=RADIAL_FILTERS)
     lmax: int = _param(4, "angular order of the frame-free power spectrum", min=0)
     ps_channels: int = _param(8, "radial channels of the power spectrum", min=1)
     gate_range: Tuple[float, float] = _param((0.05, 0.3), "frame gate ramp [low, high] on "

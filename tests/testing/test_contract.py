@@ -17,7 +17,7 @@ VARIANT = textwrap.dedent('''
 
     class TestSO3OnlyVariant(ModelContract):
         def build_model(self, dtype):
-            return make_model(parity="none", radial_filter="none", dtype=dtype)
+            return make_model(parity="none", dtype=dtype)
 ''')
 
 
