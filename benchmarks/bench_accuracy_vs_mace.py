@@ -3,8 +3,8 @@
 Run (tfpot's venv; MACE trains with its own CLI in its own venv)::
 
     python benchmarks/bench_accuracy_vs_mace.py [--budget-min 10] [--out /tmp/acc_vs_mace]
-        [--data DIR] [--tfpot-preset small] [--tfpot-lr 1e-2] [--tfpot-hyper '{"num_basis": 16, "radial_filter": "tanh"}']
-        [--tfpot-schedule cosine]
+        [--data DIR] [--tfpot-preset small] [--tfpot-lr 1e-2]
+        [--tfpot-hyper '{"num_basis": 16, "radial_filter": "tanh"}'] [--tfpot-schedule cosine]
         [--mace-channels 32 --mace-max-L 1] [--threads 1]
         [--md-steps 2000] [--sequential]
 
@@ -21,9 +21,9 @@ for ``--budget-min`` minutes of its *training loop* (set-up, data loading and st
 not counted for either):
 
 * tfpot: ``tfpot.training.fit(..., max_time=budget)`` (the small preset with 16 radial
-  functions and the radial filter, ``--tfpot-hyper``; batch 4, lr ``--tfpot-lr`` 1e-2: at 2e-2 a 50-minute run of
-  tfpot 0.5 died at epoch 20, one step's loss spiking to 1e5 and every readout unit saturating,
-  energy/forces weights 1/100, EMA 0.99, ``--tfpot-schedule``: by default a cosine that anneals
+  functions and the radial filter, ``--tfpot-hyper``; batch 4, lr ``--tfpot-lr`` 1e-2 -- at
+  2e-2 a 50-minute run of tfpot 0.5 died in epoch 20, its loss spiking to ~1e5 and every
+  readout unit saturating --, energy/forces weights 1/100, EMA 0.99, ``--tfpot-schedule``: by default a cosine that anneals
   the rate to 1e-6 by the end of the budget: the budget fixes the number of epochs once, from the
   measured speed of the first steps, ``tfpot.training.budget``); the best-validation model
   (``best_model.pt``) is evaluated. (tfpot 0.2 used lr 5e-3 and the plateau schedule, which never lowered the rate

@@ -80,9 +80,10 @@ class RadialFilter(nn.Module):
     layer of a message: its output is the layers' factors side by side.
 
     The tanh bounds every factor by 1, so a filtered network never amplifies more than the same
-    network without the filter. Unbounded factors ``W b + c`` (measured on aspirin, lr 2e-2)
-    let the features grow multiplicatively through the layers until one run's scalars reached
-    ~1e12 and every readout unit saturated: a dead model, zero forces.
+    network without the filter. With unbounded factors ``W b + c`` (aspirin, lr 2e-2) one run's
+    scalars reached ~1e12 and every readout unit saturated: a dead model, zero forces. The bound
+    does not make lr 2e-2 safe: a tanh-filtered 50-minute run died the same way after a loss
+    spike (``benchmarks/README.md``).
 
     Args:
         num_basis: radial basis size; widths: channels of each hidden layer it scales.
