@@ -5,6 +5,7 @@ Run (tfpot's venv; MACE runs in its own venv through ``benchmarks/mace_worker.py
     python benchmarks/bench_vs_mace.py [--mace-python /work/mace-venv/bin/python] [--threads 1]
         [--pairs medium:64:1 small:32:1] [--systems molecule-21 cu-256 cu-4000]
         [--scaling-sizes 100 500 1000 2000 4000 10000 20000] [--time-limit 120] [--json out.json]
+        [--tfpot-hyper '{"radial_filter": "tanh", "num_basis": 16}']   # overrides, every tfpot model
 
 Three markdown tables:
 
@@ -122,7 +123,7 @@ def count_flops(fn) -> int:
 
 
 def tfpot_row(system: str, dtype: str, preset: str, warmup: int, repeats: int, threads: int,
-              time_limit: float, flops: bool) -> dict:
+              time_limit: float, flops: bool, hyper: str = "{}") -> dict:
     """One tfpot measurement (runs in its own process)."""
     import numpy as np
     import torch
@@ -133,7 +134,8 @@ def tfpot_row(system: str, dtype: str, preset: str, warmup: int, repeats: int, t
     torch.set_num_threads(threads)
     atoms = build(system)
     species = sorted(set(atoms.get_chemical_symbols()))
-    model = tfpot.build_model(species, cutoff=5.0, preset=preset, dtype=dtype).eval()
+    model = tfpot.build_model(species, cutoff=5.0, preset=preset, dtype=dtype,
+                              **json.loads(hyper)).eval()
     t0 = time.perf_counter()
     graph = atoms_to_graph(atoms, model.cutoff)  # float64 positions: the recommended input
     t_graph = time.perf_counter() - t0
@@ -231,7 +233,8 @@ class Runner:
               flops: bool = False) -> dict:
         cmd = [sys.executable, __file__, "--tfpot-row", f"{system}:{dtype}:{preset}",
                "--warmup", str(self.warmup(system)), "--repeats", str(repeats),
-               "--threads", str(self.args.threads), "--time-limit", str(self.args.time_limit)]
+               "--threads", str(self.args.threads), "--time-limit", str(self.args.time_limit),
+               "--tfpot-hyper", self.args.tfpot_hyper]
         cmd += ["--flops"] if flops else []
         return self._run(cmd, self.timeout())
 
@@ -412,6 +415,9 @@ def main() -> None:
     p.add_argument("--time-limit", type=float, default=120.0,
                    help="seconds per call above which a model's larger sizes are dropped")
     p.add_argument("--mem-limit-gb", type=float, default=10.0)
+    p.add_argument("--tfpot-hyper", default="{}",
+                   help="hyperparameter overrides (JSON) for every tfpot model, e.g. "
+                        "'{\"radial_filter\": \"tanh\", \"num_basis\": 16}'")
     p.add_argument("--skip-speed", action="store_true")
     p.add_argument("--json", help="write all raw measurements here")
     p.add_argument("--tfpot-row", help=argparse.SUPPRESS)
@@ -421,7 +427,7 @@ def main() -> None:
     if args.tfpot_row:
         system, dtype, preset = args.tfpot_row.split(":")
         print(json.dumps(tfpot_row(system, dtype, preset, args.warmup, args.repeats, args.threads,
-                                   args.time_limit, args.flops)))
+                                   args.time_limit, args.flops, args.tfpot_hyper)))
         return
     if args.matmul_row:
         print(json.dumps(matmul_row(args.matmul_row, args.threads)))
@@ -436,8 +442,8 @@ def main() -> None:
     print(f"tfpot vs MACE: torch {torch.__version__}, {args.threads} thread(s), "
           f"{os.cpu_count()} cores, load average at start {load[0]:.1f}; median of "
           f"{args.repeats} energy+forces calls after {args.warmup} warm-up calls (1 above 1000 "
-          f"atoms; scaling: {args.scaling_repeats} calls), {args.rounds} round(s)\n",
-          flush=True)
+          f"atoms; scaling: {args.scaling_repeats} calls), {args.rounds} round(s); tfpot "
+          f"hyperparameter overrides {args.tfpot_hyper}\n", flush=True)
     log: dict = {"args": vars(args), "load_start": load, "speed": {}, "scaling": {}}
     t_start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
