@@ -61,6 +61,9 @@ from pathlib import Path
 
 import numpy as np
 
+#: the budget recipe's hyperparameters over the small preset (README, benchmarks/README.md)
+TFPOT_BUDGET_HYPER = '{"num_basis": 16, "radial_filter": "tanh", "lmax": 6, "ps_channels": 12}'
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEFAULT_MACE_PYTHON = "/work/mace-venv/bin/python"
@@ -426,7 +429,7 @@ def main() -> None:
     p.add_argument("--test", type=int, default=0, help="test frames (0: all held-out ones)")
     p.add_argument("--tfpot-preset", default="small")
     p.add_argument("--tfpot-lr", type=float, default=1e-2)
-    p.add_argument("--tfpot-hyper", default='{"num_basis": 16, "radial_filter": "tanh", "lmax": 6, "ps_channels": 12}',
+    p.add_argument("--tfpot-hyper", default=TFPOT_BUDGET_HYPER,
                    help='model hyperparameters over the preset, as JSON, e.g. \'{"num_basis": 16}\'')
     p.add_argument("--tfpot-dtype", default="float32", choices=("float32", "float64"),
                    help="tfpot's training dtype (the trained model is evaluated in float64)")
