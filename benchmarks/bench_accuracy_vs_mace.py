@@ -8,12 +8,22 @@ Run (tfpot's venv; MACE trains with its own CLI in its own venv)::
         [--tfpot-dtype float32] [--tfpot-schedule cosine]
         [--mace-channels 32 --mace-max-L 1] [--threads 1]
         [--md-steps 2000] [--sequential]
+    python benchmarks/bench_accuracy_vs_mace.py --dataset emt --budget-min 15 [--seed 0]
+        [--tfpot-recipe extxyz_materials] [--tfpot-dtype float64] [--stress-weight 100]
 
 Data: a GFN2-xTB aspirin set in rMD17 layout made by ``scripts/make_aspirin_xtb.py`` (1100 frames
 of 500 K Langevin MD; or ``--data DIR`` holding ``rmd17_aspirin_gfn2.npz`` + ``splits/``):
 950 train / 50 validation (a seeded permutation of the official-style training indices) and the
 held-out test indices. Without that script, a smaller ethanol set is made here with tblite.
 Both codes get the same three extxyz files (``REF_energy`` eV, ``REF_forces`` eV/Å).
+
+``--dataset emt``: the EMT Cu/Ni/Al set with stress of ``emt_alloy.py`` (240 / 30 / 30 strained,
+rattled 32-atom fcc cells; the same cells for every seed; ``REF_stress`` Voigt eV/Å^3, ASE sign).
+tfpot trains as a user of its materials recipe would (``tfpot train extxyz_materials`` with the
+benchmark's files, seed and threads, ``--tfpot-recipe``; only the schedule is changed, to the
+cosine annealed by ``training.max_time``); MACE gets the same configuration as below plus
+``--compute_stress --loss stress --stress_weight`` ``--stress-weight`` (100, tfpot's recipe
+weight). Stress MAE is reported over the six Voigt components.
 
 Training: each code's own training path and rMD17-style recipe (tfpot float32; MACE in the
 configuration its users pick on a CPU budget: 32x0e+32x1o, L=1, correlation 3, **float32**
@@ -100,18 +110,49 @@ def _generate_fallback(out: Path, frames: int, seed: int) -> Path:
     return path
 
 
-def _labelled(atoms, energy: float, forces) -> "object":
+def _labelled(atoms, energy: float, forces, stress=None) -> "object":
+    """Atoms with ``REF_energy`` (eV), ``REF_forces`` (eV/Å) and optionally ``REF_stress``
+    (Voigt (6,), eV/Å^3, ASE sign) as extxyz keys: one file format both codes read."""
     from ase import Atoms
 
     a = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     a.info["REF_energy"] = float(energy)
     a.arrays["REF_forces"] = np.asarray(forces, dtype=np.float64)
+    if stress is not None:
+        a.info["REF_stress"] = np.asarray(stress, dtype=np.float64)
     return a
+
+
+def _write_splits(out: Path, splits) -> dict:
+    from ase.io import write
+
+    files = {}
+    for name, frames in splits:
+        files[name] = str(out / f"{name}.extxyz")
+        write(files[name], frames, format="extxyz")
+    return files
+
+
+def prepare_emt(out: Path) -> dict:
+    """The EMT Cu/Ni/Al set (``emt_alloy.py``: 240 / 30 / 30 strained 32-atom cells, with
+    stress), the same cells for every seed."""
+    from emt_alloy import EMT_DATA_SEED, emt_splits
+
+    train, val, test = emt_splits()
+    lab = lambda frames: [_labelled(a, a.get_potential_energy(), a.get_forces(),  # noqa: E731
+                                    a.get_stress()) for a in frames]
+    files = _write_splits(out, (("train", lab(train)), ("valid", lab(val)), ("test", lab(test))))
+    return {"files": files, "source": f"EMT Cu/Ni/Al (emt_alloy.py, data seed {EMT_DATA_SEED})",
+            "n_train": len(train), "n_val": len(val), "n_test": len(test),
+            "n_atoms": len(train[0]), "stress": True}
 
 
 def prepare_data(args, out: Path) -> dict:
     """Write train/valid/test extxyz files; returns their paths and the split sizes."""
-    from ase.io import read, write
+    from ase.io import read
+
+    if args.dataset == "emt":
+        return prepare_emt(out)
 
     data_dir = Path(args.data) if args.data else out / "data"
     npz = data_dir / "rmd17_aspirin_gfn2.npz"
@@ -142,39 +183,43 @@ def prepare_data(args, out: Path) -> dict:
         test_idx = perm[:n_test]
         val_idx, train_idx = perm[n_test:n_test + n_val], perm[n_test + n_val:]
         source = f"{path} (fallback: GFN2-xTB ethanol made here; make_aspirin_xtb.py is absent)"
-    files = {}
-    for name, idx in (("train", train_idx), ("valid", val_idx), ("test", test_idx)):
-        files[name] = str(out / f"{name}.extxyz")
-        write(files[name], [lab[int(i)] for i in idx], format="extxyz")
+    files = _write_splits(out, [(name, [lab[int(i)] for i in idx]) for name, idx in
+                                (("train", train_idx), ("valid", val_idx), ("test", test_idx))])
     return {"files": files, "source": source, "n_train": len(train_idx), "n_val": len(val_idx),
-            "n_test": len(test_idx), "n_atoms": len(lab[0])}
+            "n_test": len(test_idx), "n_atoms": len(lab[0]), "stress": False}
 
 
 def read_labelled(path: str) -> list:
-    """extxyz with REF_energy / REF_forces -> Atoms with a SinglePointCalculator (eV, eV/Å)."""
+    """extxyz with REF_energy / REF_forces (/ REF_stress) -> Atoms with a SinglePointCalculator
+    (eV, eV/Å, eV/Å^3)."""
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.io import read
 
     out = []
     for a in read(path, index=":"):
-        e, f = a.info.pop("REF_energy"), a.arrays.pop("REF_forces")
-        a.calc = SinglePointCalculator(a, energy=e, forces=f)
+        labels = {"energy": a.info.pop("REF_energy"), "forces": a.arrays.pop("REF_forces")}
+        if "REF_stress" in a.info:
+            labels["stress"] = np.asarray(a.info.pop("REF_stress"), dtype=np.float64)
+        a.calc = SinglePointCalculator(a, **labels)
         out.append(a)
     return out
 
 
 def md_start(test_file: str, temperature: float, seed: int, path: Path) -> str:
-    """First test frame with seeded Maxwell-Boltzmann momenta, written as extxyz."""
+    """First test frame with seeded Maxwell-Boltzmann momenta (zero total momentum; zero angular
+    momentum for a molecule), written as extxyz."""
     from ase.io import read, write
     from ase.md.velocitydistribution import (MaxwellBoltzmannDistribution, Stationary,
                                              ZeroRotation)
 
     atoms = read(test_file, index=0)
     atoms.info.pop("REF_energy", None)
+    atoms.info.pop("REF_stress", None)
     atoms.arrays.pop("REF_forces", None)
     MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
     Stationary(atoms)
-    ZeroRotation(atoms)
+    if not atoms.pbc.any():  # a molecule: no rotation either (a crystal has no such constant)
+        ZeroRotation(atoms)
     write(path, atoms, format="extxyz")
     return str(path)
 
@@ -194,6 +239,33 @@ def drift(md: dict) -> dict:
 
 # ----------------------------------------------------------------------------- tfpot side
 
+def tfpot_recipe_run(args, out: Path, callbacks) -> None:
+    """Train with a bundled recipe (``--tfpot-recipe``), as ``tfpot train RECIPE --set ...``: the
+    benchmark's files, seed and threads, ``--tfpot-hyper`` / ``--tfpot-dtype`` over the recipe's
+    model, and a cosine schedule annealed by the end of the budget (``training.max_time``)."""
+    from tfpot.training.cli import resolve_config
+    from tfpot.training.config import load_config
+    from tfpot.training.run import train_run
+
+    data = Path(args.out)
+    overrides = {
+        "seed": args.seed, "device": "cpu", "num_threads": args.threads, "output_dir": str(out),
+        "data.path": None, "data.train": str(data / "train.extxyz"),
+        "data.val": str(data / "valid.extxyz"), "data.test": None, "data.format": "extxyz",
+        "data.options": {"energy_key": "REF_energy", "forces_key": "REF_forces",
+                         "stress_key": "REF_stress"},
+        "data.split": {"train": None, "val": 0, "test": None},
+        "schedule.type": "cosine", "training.max_time": args.budget_min * 60.0,
+        "training.max_epochs": 10 ** 6, "training.early_stopping_patience": None,
+        "logging.progress_bar": False, "logging.tensorboard": False,
+    }
+    if args.tfpot_dtype:
+        overrides["model.dtype"] = args.tfpot_dtype
+    overrides.update({f"model.{k}": v for k, v in json.loads(args.tfpot_hyper or "{}").items()})
+    train_run(load_config(resolve_config(args.tfpot_recipe), overrides), callbacks=callbacks,
+              verbose=True)
+
+
 def tfpot_job(args) -> dict:
     """Train tfpot for the budget, then test errors and NVE (runs in its own process)."""
     import torch
@@ -203,25 +275,40 @@ def tfpot_job(args) -> dict:
 
     torch.set_num_threads(args.threads)
     out = Path(args.out) / "tfpot"
-    train = read_labelled(str(Path(args.out) / "train.extxyz"))
-    val = read_labelled(str(Path(args.out) / "valid.extxyz"))
-    species = sorted(set(z for a in train for z in a.get_chemical_symbols()))
-    model = tfpot.build_model(species, cutoff=5.0, preset=args.tfpot_preset, dtype=args.tfpot_dtype,
-                              seed=args.seed, **json.loads(args.tfpot_hyper))
     first = {}
 
     def on_step(trainer) -> None:  # CPU and wall clock of the training loop from its 1st step
         first.setdefault("cpu", time.process_time())
         first.setdefault("wall", time.perf_counter())
 
-    model = fit(model, train, val, epochs=10 ** 6, batch_size=4, lr=args.tfpot_lr, energy_weight=1.0,
-                forces_weight=100.0, seed=args.seed, max_time=args.budget_min * 60.0, out_dir=out,
-                ema_decay=0.99, schedule=args.tfpot_schedule, callbacks=[on_step])
+    model = None
+    if args.tfpot_recipe:
+        tfpot_recipe_run(args, out, [on_step])
+    else:
+        train = read_labelled(str(Path(args.out) / "train.extxyz"))
+        val = read_labelled(str(Path(args.out) / "valid.extxyz"))
+        species = sorted(set(z for a in train for z in a.get_chemical_symbols()))
+        model = tfpot.build_model(species, cutoff=5.0, preset=args.tfpot_preset,
+                                  dtype=args.tfpot_dtype, seed=args.seed,
+                                  **json.loads(args.tfpot_hyper))
+        model = fit(model, train, val, epochs=10 ** 6, batch_size=4, lr=args.tfpot_lr,
+                    energy_weight=1.0,
+                    forces_weight=100.0, seed=args.seed, max_time=args.budget_min * 60.0,
+                    out_dir=out, ema_decay=0.99, schedule=args.tfpot_schedule, callbacks=[on_step])
     wall = time.perf_counter() - first.get("wall", time.perf_counter())
     cpu = time.process_time() - first.get("cpu", time.process_time())
+    return tfpot_result(args, out, model, wall, cpu)
+
+
+def tfpot_result(args, out: Path, model, wall: float, cpu: float) -> dict:
+    """Test errors and NVE of the best-validation model of a training run in ``out``."""
+    import tfpot
+
     best = out / "best_model.pt"
     if best.exists():
         model = tfpot.load_model(best, dtype="float64")
+    if model is None:
+        return {"error": f"no model in {out} (training failed: see tfpot_stdout.log)"}
     epochs = steps = None
     summary = out / "summary.json"
     if summary.exists():
@@ -232,7 +319,8 @@ def tfpot_job(args) -> dict:
         except (ValueError, AttributeError):
             pass
     res = {"impl": "tfpot", "preset": args.tfpot_preset, "schedule": args.tfpot_schedule,
-           "lr": args.tfpot_lr, "hyper": json.loads(args.tfpot_hyper), "dtype": args.tfpot_dtype,
+           "lr": args.tfpot_lr, "hyper": json.loads(args.tfpot_hyper or "{}"),
+           "dtype": args.tfpot_dtype, "recipe": args.tfpot_recipe,
            "params": int(sum(p.numel() for p in model.parameters())),
            "train_wall_s": wall, "train_cpu_s": cpu, "epochs": epochs, "steps": steps,
            "model_file": str(best if best.exists() else "")}
@@ -242,38 +330,44 @@ def tfpot_job(args) -> dict:
 
 
 def _tfpot_calculator(model):
-    try:
-        from tfpot.calculators import TFPotCalculator
+    from tfpot.calculators import TFPotCalculator
 
-        return TFPotCalculator(model, device="cpu", dtype="float64")
-    except ImportError:  # the calculator not there yet: a minimal one around tfpot.predict
-        from ase.calculators.calculator import Calculator, all_changes
+    return TFPotCalculator(model, device="cpu", dtype="float64")
 
-        import tfpot
 
-        class _Calc(Calculator):
-            implemented_properties = ["energy", "forces"]
-
-            def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-                super().calculate(atoms, properties, system_changes)
-                r = tfpot.predict(model, self.atoms, stress=False)
-                self.results = {"energy": r["energy"], "forces": r["forces"]}
-
-        return _Calc()
+def label_errors(pairs) -> dict:
+    """MAEs over (reference Atoms, predicted Atoms) pairs: energy (eV and eV/atom), forces (eV/Å)
+    and, where the reference has it, stress (eV/Å^3, the six Voigt components)."""
+    de, de_atom, df, ds = [], [], [], []
+    for ref, pred in pairs:
+        de.append(pred.get_potential_energy() - ref.get_potential_energy())
+        de_atom.append(de[-1] / len(ref))
+        df.append((pred.get_forces() - ref.get_forces()).ravel())
+        if "stress" in ref.calc.results:
+            ds.append(pred.get_stress() - ref.get_stress())
+    df = np.concatenate(df)
+    out = {"energy_mae": float(np.mean(np.abs(de))),
+           "energy_mae_per_atom": float(np.mean(np.abs(de_atom))),
+           "forces_mae": float(np.mean(np.abs(df))),
+           "forces_rmse": float(np.sqrt(np.mean(df ** 2))), "n_test": len(de)}
+    if ds:
+        out["stress_mae"] = float(np.mean(np.abs(np.concatenate(ds))))
+    return out
 
 
 def tfpot_eval(model, test_file: str) -> dict:
+    from ase.calculators.singlepoint import SinglePointCalculator
+
     calc = _tfpot_calculator(model)
-    de, df = [], []
+    pairs = []
     for a in read_labelled(test_file):
-        e_ref, f_ref = a.get_potential_energy(), a.get_forces()
         b = a.copy()
         b.calc = calc
-        de.append(b.get_potential_energy() - e_ref)
-        df.append((b.get_forces() - f_ref).ravel())
-    df = np.concatenate(df)
-    return {"energy_mae": float(np.mean(np.abs(de))), "forces_mae": float(np.mean(np.abs(df))),
-            "forces_rmse": float(np.sqrt(np.mean(df ** 2))), "n_test": len(de)}
+        props = ["energy", "forces"] + (["stress"] if "stress" in a.calc.results else [])
+        calc.calculate(b, props)
+        b.calc = SinglePointCalculator(b, **{k: calc.results[k] for k in props})
+        pairs.append((a, b))
+    return label_errors(pairs)
 
 
 def tfpot_md(model, start: str, steps: int, dt_fs: float, every: int = 10) -> dict:
@@ -301,7 +395,10 @@ def tfpot_md(model, start: str, steps: int, dt_fs: float, every: int = 10) -> di
 # ----------------------------------------------------------------------------- MACE side
 
 def mace_args(args, files: dict, work: Path) -> list:
-    return [
+    stress = ["--stress_key", "REF_stress", "--compute_stress", "True", "--loss", "stress",
+              "--stress_weight", str(args.stress_weight),
+              "--error_table", "PerAtomRMSEstressvirials"] if args.dataset == "emt" else []
+    return stress + [
         "--name", "mace", "--seed", str(args.seed), "--device", "cpu", "--default_dtype", args.mace_dtype,
         "--work_dir", str(work), "--log_dir", str(work / "logs"), "--model_dir", str(work),
         "--checkpoints_dir", str(work / "checkpoints"), "--results_dir", str(work / "results"),
@@ -423,16 +520,26 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget-min", type=float, default=10.0, help="training minutes, each code")
     p.add_argument("--out", default="/tmp/acc_vs_mace", help="work directory (outside the repo)")
+    p.add_argument("--dataset", default="aspirin", choices=("aspirin", "emt"),
+                   help="aspirin: GFN2-xTB aspirin (--data); emt: the EMT Cu/Ni/Al cells with "
+                        "stress made here (emt_alloy.py), trained with --tfpot-recipe")
     p.add_argument("--data", help="directory with rmd17_aspirin_gfn2.npz and splits/")
     p.add_argument("--train", type=int, default=950)
     p.add_argument("--val", type=int, default=50)
     p.add_argument("--test", type=int, default=0, help="test frames (0: all held-out ones)")
     p.add_argument("--tfpot-preset", default="small")
     p.add_argument("--tfpot-lr", type=float, default=1e-2)
-    p.add_argument("--tfpot-hyper", default=TFPOT_BUDGET_HYPER,
-                   help='model hyperparameters over the preset, as JSON, e.g. \'{"num_basis": 16}\'')
-    p.add_argument("--tfpot-dtype", default="float32", choices=("float32", "float64"),
-                   help="tfpot's training dtype (the trained model is evaluated in float64)")
+    p.add_argument("--tfpot-hyper", default=None,
+                   help='model hyperparameters over the preset (or recipe), as JSON, e.g. '
+                        '\'{"num_basis": 16}\' (default: aspirin TFPOT_BUDGET_HYPER, emt none)')
+    p.add_argument("--tfpot-dtype", default=None, choices=("float32", "float64"),
+                   help="tfpot's training dtype (the trained model is evaluated in float64; "
+                        "default: aspirin float32, emt the recipe's)")
+    p.add_argument("--tfpot-recipe", default=None,
+                   help="train tfpot with this bundled recipe (tfpot train --list-recipes) "
+                        "instead of the budget recipe (default: emt extxyz_materials)")
+    p.add_argument("--stress-weight", type=float, default=100.0,
+                   help="emt: MACE's --stress_weight ((eV/Å^3)^-2, as tfpot's materials recipe)")
     p.add_argument("--tfpot-schedule", default="cosine", choices=("cosine", "plateau"),
                    help="cosine: annealed to the end of the budget; plateau: as in tfpot 0.2")
     p.add_argument("--mace-channels", type=int, default=32)
@@ -450,6 +557,12 @@ def main() -> None:
     p.add_argument("--tfpot-job", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--md-start", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.dataset == "emt":
+        args.tfpot_recipe = args.tfpot_recipe or "extxyz_materials"
+    else:
+        args.tfpot_dtype = args.tfpot_dtype or "float32"
+        if args.tfpot_hyper is None and not args.tfpot_recipe:
+            args.tfpot_hyper = TFPOT_BUDGET_HYPER
     if args.tfpot_job:
         print(json.dumps(tfpot_job(args)))
         return
@@ -473,10 +586,13 @@ def main() -> None:
           f"{'sequential' if args.sequential else 'concurrent'}; load {load0[0]:.1f}", flush=True)
 
     tf_cmd = [sys.executable, __file__, "--tfpot-job", "--out", str(out), "--budget-min",
-              str(args.budget_min), "--tfpot-preset", args.tfpot_preset,
+              str(args.budget_min), "--dataset", args.dataset, "--tfpot-preset", args.tfpot_preset,
               "--tfpot-schedule", args.tfpot_schedule, "--tfpot-lr", str(args.tfpot_lr),
-              "--tfpot-hyper", args.tfpot_hyper, "--tfpot-dtype", args.tfpot_dtype,
-              "--threads",
+              "--tfpot-hyper", args.tfpot_hyper or "{}"]
+    for opt, value in (("--tfpot-dtype", args.tfpot_dtype), ("--tfpot-recipe", args.tfpot_recipe)):
+        if value:
+            tf_cmd += [opt, value]
+    tf_cmd += ["--threads",
               str(args.threads), "--md-start", args.md_start, "--md-steps", str(args.md_steps),
               "--md-dt-fs", str(args.md_dt_fs), "--seed", str(args.seed)]
     mace = MaceTraining(args, data["files"], env)
@@ -516,10 +632,13 @@ def main() -> None:
           f"({args.threads} thread(s)), {data['n_train']} train / {data['n_val']} val / "
           f"{data['n_test']} test frames; test MAE, NVE {args.md_steps} x {args.md_dt_fs} fs "
           f"from {args.md_temperature:g} K\n")
-    print("| model | params | epochs | train wall s / CPU s | energy MAE meV | forces MAE meV/Å | "
-          "NVE drift meV/atom/ps | max abs(dE) meV/atom | MD s |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, r in ((f"tfpot {args.tfpot_preset} {args.tfpot_dtype}", tf_res),
+    print("| model | params | epochs | train wall s / CPU s | energy MAE meV/atom | "
+          "forces MAE meV/Å | stress MAE meV/Å^3 | NVE drift meV/atom/ps | "
+          "max abs(dE) meV/atom | MD s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    tf_name = (f"tfpot {args.tfpot_recipe} recipe" if args.tfpot_recipe
+               else f"tfpot {args.tfpot_preset}") + (f" {args.tfpot_dtype}" if args.tfpot_dtype else "")
+    for name, r in ((tf_name, tf_res),
                     (f"MACE {args.mace_channels}x L{args.mace_max_L} {args.mace_dtype}", mace_res)):
         if "energy_mae" not in r:
             print(f"| {name} | failed: {r.get('error')} |")
@@ -532,8 +651,9 @@ def main() -> None:
                   else f"{r.get('epochs_logged')} (best {r.get('checkpoint_epoch')})")
         wall, cpu = r.get("train_wall_s") or float("nan"), r.get("train_cpu_s") or float("nan")
         print(f"| {name} | {r.get('params', '-')} | {epochs} | {wall:.0f} / {cpu:.0f} | "
-              f"{1e3 * r['energy_mae']:.1f} | "
-              f"{1e3 * r['forces_mae']:.1f} | {d['drift_mev_atom_ps']:.3f} | "
+              f"{1e3 * r['energy_mae_per_atom']:.2f} | {1e3 * r['forces_mae']:.1f} | "
+              f"{1e3 * r['stress_mae'] if 'stress_mae' in r else float('nan'):.2f} | "
+              f"{d['drift_mev_atom_ps']:.3f} | "
               f"{d['max_dev_mev_atom']:.2f} | {md.get('seconds', float('nan')):.0f} |")
     (out / "report.json").write_text(json.dumps(report, indent=1))
     print(f"\nraw results: {out / 'report.json'}")

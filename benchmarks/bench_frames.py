@@ -47,8 +47,6 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.build import bulk, molecule
-from ase.calculators.emt import EMT
-from ase.calculators.singlepoint import SinglePointCalculator
 
 import tfpot
 from tfpot.builder import model_from_config
@@ -56,6 +54,8 @@ from tfpot.data import read_structures
 from tfpot.data.md17 import read_rmd17_split
 from tfpot.diagnostics import frame_weight_saturation, gate_statistics
 from tfpot.training import fit
+
+from emt_alloy import emt_splits
 
 VARIANTS: Dict[str, Dict[str, object]] = {
     "frames": {},
@@ -73,25 +73,6 @@ def aspirin_splits(data: Path, n_train: int, n_val: int, n_test: int):
     pick = lambda idx: [frames[i] for i in idx]  # noqa: E731
     return (pick(train_idx[:n_train]), pick(train_idx[n_train:n_train + n_val]),
             pick(test_idx[:n_test]))
-
-
-def emt_cell(rng: np.random.Generator, strain: float = 0.03, rattle: float = 0.1) -> Atoms:
-    """A 32-atom fcc Cu/Ni/Al cell with EMT energy, forces and stress."""
-    a = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
-    a.set_chemical_symbols(rng.choice(["Cu", "Ni", "Al"], size=len(a), p=[0.5, 0.3, 0.2]))
-    eps = rng.uniform(-strain, strain, size=(3, 3))
-    a.set_cell(a.cell @ (np.eye(3) + 0.5 * (eps + eps.T)), scale_atoms=True)
-    a.positions += rng.normal(scale=rattle, size=a.positions.shape)
-    a.calc = EMT()
-    res = dict(energy=a.get_potential_energy(), forces=a.get_forces(), stress=a.get_stress())
-    a.calc = SinglePointCalculator(a, **res)
-    return a
-
-
-def materials_splits(seed: int = 1234):
-    rng = np.random.default_rng(seed)
-    cells = [emt_cell(rng) for _ in range(300)]
-    return cells[:240], cells[240:270], cells[270:]
 
 
 def errors(model, frames: Sequence[Atoms]) -> Dict[str, float]:
@@ -149,7 +130,7 @@ def main(argv: List[str] | None = None) -> None:
         sets.append(("aspirin", aspirin_splits(Path(args.data), args.train, args.val, args.test),
                      False))
     if args.materials:
-        sets.append(("EMT Cu/Ni/Al", materials_splits(), True))
+        sets.append(("EMT Cu/Ni/Al", emt_splits(), True))
     if not sets:
         p.error("give --data DIR and/or --materials")
 

@@ -16,7 +16,7 @@ spherical harmonics up to ``max_ell``) for the elements of the structures and ti
 energy + forces calls (model call only; the neighbour list is timed apart as ``ms_graph``).
 Timings do not depend on the weights, so an untrained model is as fast as a trained one.
 
-Units: ms per call, MB of resident memory (ru_maxrss, whole process), eV and eV/Å.
+Units: ms per call, MB of resident memory (ru_maxrss, whole process), eV, eV/Å and eV/Å^3.
 """
 
 from __future__ import annotations
@@ -186,33 +186,26 @@ def _calculator(path: str, dtype: str):
 
 
 def cmd_eval(args) -> dict:
-    """Energy and force errors of a trained MACE model on labelled structures (``REF_energy`` /
-    ``REF_forces`` extxyz keys, else the file's calculator results)."""
+    """Energy, force (and, where labelled, stress) errors of a trained MACE model on the
+    labelled extxyz that ``bench_accuracy_vs_mace.py`` writes (``REF_*`` keys)."""
     import torch
-    from ase.io import read
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from bench_accuracy_vs_mace import label_errors, read_labelled
 
     torch.set_num_threads(args.threads)
     calc = _calculator(args.model, args.dtype)
-    frames = read(args.xyz, index=":")
-    de, de_atom, df = [], [], []
+    pairs = []
     t0 = time.perf_counter()
-    for atoms in frames:
-        if "REF_energy" in atoms.info:  # the keys bench_accuracy_vs_mace.py writes
-            e_ref, f_ref = atoms.info["REF_energy"], atoms.arrays["REF_forces"]
-        else:
-            e_ref, f_ref = atoms.get_potential_energy(), atoms.get_forces()
-        a = atoms.copy()
+    for ref in read_labelled(args.xyz):
+        a = ref.copy()
         a.calc = calc
-        de.append(a.get_potential_energy() - e_ref)
-        de_atom.append(de[-1] / len(a))
-        df.append((a.get_forces() - f_ref).ravel())
-    df = np.concatenate(df)
+        props = ["energy", "forces"] + (["stress"] if "stress" in ref.calc.results else [])
+        calc.calculate(a, props)
+        a.calc = SinglePointCalculator(a, **{k: calc.results[k] for k in props})
+        pairs.append((ref, a))
     params = int(sum(q.numel() for q in calc.models[0].parameters()))
-    return {"impl": "mace", "n": len(frames), "params": params,
-            "energy_mae": float(np.mean(np.abs(de))),
-            "energy_mae_per_atom": float(np.mean(np.abs(de_atom))),
-            "forces_mae": float(np.mean(np.abs(df))),
-            "forces_rmse": float(np.sqrt(np.mean(df ** 2))),
+    return {"impl": "mace", "params": params, **label_errors(pairs),
             "seconds": time.perf_counter() - t0}
 
 
