@@ -10,6 +10,7 @@ Run (tfpot's venv; MACE trains with its own CLI in its own venv)::
         [--md-steps 2000] [--sequential]
     python benchmarks/bench_accuracy_vs_mace.py --dataset emt --budget-min 15 [--seed 0]
         [--tfpot-recipe extxyz_materials] [--tfpot-dtype float64] [--stress-weight 100]
+        [--tfpot-set loss.forces_weight=100 ...]
 
 Data: a GFN2-xTB aspirin set in rMD17 layout made by ``scripts/make_aspirin_xtb.py`` (1100 frames
 of 500 K Langevin MD; or ``--data DIR`` holding ``rmd17_aspirin_gfn2.npz`` + ``splits/``):
@@ -243,7 +244,7 @@ def tfpot_recipe_run(args, out: Path, callbacks) -> None:
     """Train with a bundled recipe (``--tfpot-recipe``), as ``tfpot train RECIPE --set ...``: the
     benchmark's files, seed and threads, ``--tfpot-hyper`` / ``--tfpot-dtype`` over the recipe's
     model, and a cosine schedule annealed by the end of the budget (``training.max_time``)."""
-    from tfpot.training.cli import resolve_config
+    from tfpot.training.cli import parse_overrides, resolve_config
     from tfpot.training.config import load_config
     from tfpot.training.run import train_run
 
@@ -262,6 +263,7 @@ def tfpot_recipe_run(args, out: Path, callbacks) -> None:
     if args.tfpot_dtype:
         overrides["model.dtype"] = args.tfpot_dtype
     overrides.update({f"model.{k}": v for k, v in json.loads(args.tfpot_hyper or "{}").items()})
+    overrides.update(parse_overrides(args.tfpot_set))
     train_run(load_config(resolve_config(args.tfpot_recipe), overrides), callbacks=callbacks,
               verbose=True)
 
@@ -320,7 +322,7 @@ def tfpot_result(args, out: Path, model, wall: float, cpu: float) -> dict:
             pass
     res = {"impl": "tfpot", "preset": args.tfpot_preset, "schedule": args.tfpot_schedule,
            "lr": args.tfpot_lr, "hyper": json.loads(args.tfpot_hyper or "{}"),
-           "dtype": args.tfpot_dtype, "recipe": args.tfpot_recipe,
+           "dtype": args.tfpot_dtype, "recipe": args.tfpot_recipe, "recipe_set": args.tfpot_set,
            "params": int(sum(p.numel() for p in model.parameters())),
            "train_wall_s": wall, "train_cpu_s": cpu, "epochs": epochs, "steps": steps,
            "model_file": str(best if best.exists() else "")}
@@ -538,6 +540,9 @@ def main() -> None:
     p.add_argument("--tfpot-recipe", default=None,
                    help="train tfpot with this bundled recipe (tfpot train --list-recipes) "
                         "instead of the budget recipe (default: emt extxyz_materials)")
+    p.add_argument("--tfpot-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with a recipe: a config key over it, as tfpot train --set (repeatable), "
+                        "e.g. --tfpot-set loss.forces_weight=100")
     p.add_argument("--stress-weight", type=float, default=100.0,
                    help="emt: MACE's --stress_weight ((eV/Å^3)^-2, as tfpot's materials recipe)")
     p.add_argument("--tfpot-schedule", default="cosine", choices=("cosine", "plateau"),
@@ -592,6 +597,8 @@ def main() -> None:
     for opt, value in (("--tfpot-dtype", args.tfpot_dtype), ("--tfpot-recipe", args.tfpot_recipe)):
         if value:
             tf_cmd += [opt, value]
+    for item in args.tfpot_set:
+        tf_cmd += ["--tfpot-set", item]
     tf_cmd += ["--threads",
               str(args.threads), "--md-start", args.md_start, "--md-steps", str(args.md_steps),
               "--md-dt-fs", str(args.md_dt_fs), "--seed", str(args.seed)]
@@ -638,6 +645,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     tf_name = (f"tfpot {args.tfpot_recipe} recipe" if args.tfpot_recipe
                else f"tfpot {args.tfpot_preset}") + (f" {args.tfpot_dtype}" if args.tfpot_dtype else "")
+    tf_name += "".join(f", {item}" for item in args.tfpot_set)
     for name, r in ((tf_name, tf_res),
                     (f"MACE {args.mace_channels}x L{args.mace_max_L} {args.mace_dtype}", mace_res)):
         if "energy_mae" not in r:

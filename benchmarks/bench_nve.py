@@ -4,7 +4,9 @@ Run (tfpot's venv; MACE runs in its own venv through ``mace_worker.py``)::
 
     python benchmarks/bench_nve.py --tfpot-model RUN/best_model.pt --data DIR \
         [--mace-model RUN/mace.model] [--starts 3] [--ps 10] [--dt-fs 0.5] \
-        [--temperature 500] [--seed 0] [--threads 1]
+        [--temperature 500] [--seed 0] [--threads 1] [--only-starts K ...]
+    python benchmarks/bench_nve.py --tfpot-model RUN/best_model.pt --data DIR \
+        --only-starts 1 --replay 11716     # a jump of the table, integrated with dt/2, dt/4, ...
 
 Models come from a training run, e.g. the two that ``bench_accuracy_vs_mace.py`` writes
 (``OUT/tfpot/best_model.pt`` and ``OUT/mace/mace.model``). Starts: ``--starts`` held-out frames of
@@ -20,7 +22,12 @@ Per run it reports (criteria of the accuracy issue in brackets):
 * largest |E_tot(t) - E_tot(0)| per atom, meV; highest temperature, K;
 * the step of the largest jump, so that a failing run can be replayed.
 
-Prints a markdown table; ``--json FILE`` also writes the raw numbers.
+Prints a markdown table; ``--json FILE`` also writes the raw numbers. Either model may be given
+alone; ``--only-starts`` picks starts (e.g. one per process, since runs are independent).
+
+``--replay STEP`` (tfpot): reruns a start to just before STEP, then integrates the 25 fs around
+it from that state with dt, dt/2, dt/4 and dt/8. On a smooth potential velocity Verlet's energy
+error falls like dt^2; a jump that does not shrink is a discontinuity of the potential.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -52,16 +59,18 @@ MAX_JUMP_MEV = 10.0
 MAX_DRIFT_MEV_ATOM_PS = 0.1
 
 
-def starts(data: Path, count: int, temperature: float, seed: int) -> List[Atoms]:
-    """Held-out frames 0, 100, 200, ... with seeded thermal velocities."""
+def starts(data: Path, count: int, temperature: float, seed: int,
+           only: Optional[Sequence[int]] = None) -> Dict[int, Atoms]:
+    """Start k (k < ``count``, or the ``only`` ones): held-out frame 100 k with seeded thermal
+    velocities (seed + k)."""
     frames = read_structures(next(data.glob("*.npz")))
     test_idx = read_rmd17_split(data / "splits" / "index_test_01.csv")
-    out = []
-    for k in range(count):
+    out = {}
+    for k in (range(count) if only is None else only):
         atoms = frames[test_idx[(100 * k) % len(test_idx)]].copy()
         atoms.calc = None
         init_velocities(atoms, temperature, seed + k)
-        out.append(atoms)
+        out[k] = atoms
     return out
 
 
@@ -78,6 +87,30 @@ def conservation(etot: np.ndarray, temperature: np.ndarray, dt_fs: float,
             "drift_meV_atom_ps": 1e3 * energy_drift(t_ps, etot, num_atoms),
             "max_dev_meV_atom": 1e3 * float(np.abs(etot - etot[0]).max()) / num_atoms,
             "max_T_K": float(temperature.max())}
+
+
+def replay(model_file: str, start: Atoms, step: int, dt_fs: float, window_fs: float = 25.0,
+           refinements: int = 4) -> List[Dict[str, float]]:
+    """Run to ``step - window/2`` (steps of ``dt_fs``), then integrate ``window_fs`` from that
+    state with dt, dt/2, dt/4, ...: on a smooth potential Verlet's energy error shrinks like dt^2;
+    an error that does not shrink is a discontinuity. Rows: dt_fs, largest step jump and largest
+    |E - E0| (meV)."""
+    atoms = start.copy()
+    atoms.calc = TFPotCalculator(tfpot.load_model(model_file), device="cpu")
+    VelocityVerlet(atoms, timestep=dt_fs * units.fs).run(max(step - int(window_fs / dt_fs / 2), 0))
+    rows = []
+    for r in range(refinements):
+        dt = dt_fs / 2 ** r
+        a = atoms.copy()
+        a.calc = atoms.calc
+        dyn = VelocityVerlet(a, timestep=dt * units.fs)
+        etot: List[float] = []
+        dyn.attach(lambda: etot.append(a.get_potential_energy() + a.get_kinetic_energy()), 1)
+        dyn.run(int(round(window_fs / dt)))
+        e = np.asarray(etot)
+        rows.append({"dt_fs": dt, "max_jump_meV": 1e3 * float(np.abs(np.diff(e)).max()),
+                     "max_dev_meV": 1e3 * float(np.abs(e - e[0]).max())})
+    return rows
 
 
 def tfpot_nve(model_file: str, start: Atoms, steps: int, dt_fs: float) -> Dict[str, object]:
@@ -114,11 +147,16 @@ def mace_nve(python: str, model_file: str, start: Atoms, steps: int, dt_fs: floa
 def main(argv: List[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tfpot-model", required=True, help="a tfpot model file")
+    p.add_argument("--tfpot-model", help="a tfpot model file")
     p.add_argument("--mace-model", help="a MACE .model file (optional)")
     p.add_argument("--mace-python", default=DEFAULT_MACE_PYTHON)
     p.add_argument("--data", required=True, help="aspirin directory (scripts/make_aspirin_xtb.py)")
     p.add_argument("--starts", type=int, default=3)
+    p.add_argument("--only-starts", type=int, nargs="+", metavar="K",
+                   help="run these starts only (e.g. one per process)")
+    p.add_argument("--replay", type=int, metavar="STEP",
+                   help="tfpot: replay a jump at STEP (from bench_nve's table) with dt, dt/2, "
+                        "dt/4, dt/8 over a 25 fs window around it, instead of the NVE runs")
     p.add_argument("--ps", type=float, default=10.0)
     p.add_argument("--dt-fs", type=float, default=0.5)
     p.add_argument("--temperature", type=float, default=500.0)
@@ -126,17 +164,32 @@ def main(argv: List[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="also write the raw numbers here")
     args = p.parse_args(argv)
+    if not (args.tfpot_model or args.mace_model):
+        p.error("give --tfpot-model and/or --mace-model")
+    if args.replay is not None and not args.tfpot_model:
+        p.error("--replay needs --tfpot-model")
     torch.set_num_threads(args.threads)
+    chosen = starts(Path(args.data), args.starts, args.temperature, args.seed, args.only_starts)
+    if args.replay is not None:
+        print(f"replay of step {args.replay}, 25 fs window: | start | dt fs | largest step jump "
+              f"meV | largest abs(E - E0) meV |\n|---|---|---|---|")
+        for k, start in chosen.items():
+            for row in replay(args.tfpot_model, start, args.replay, args.dt_fs):
+                print(f"| {k} | {row['dt_fs']:g} | {row['max_jump_meV']:.3f} | "
+                      f"{row['max_dev_meV']:.3f} |", flush=True)
+        return
     steps = int(round(1000.0 * args.ps / args.dt_fs))
     print(f"NVE, velocity Verlet {args.dt_fs} fs, {args.ps} ps ({steps} steps) from "
-          f"{args.starts} starts at {args.temperature} K (seed {args.seed}); criteria: jump <= "
+          f"starts {sorted(chosen)} at {args.temperature} K (seed {args.seed}); criteria: jump <= "
           f"{MAX_JUMP_MEV} meV, |drift| <= {MAX_DRIFT_MEV_ATOM_PS} meV/atom/ps\n")
     print("| model | start | max step jump meV (at step) | drift meV/atom/ps | "
           "max abs(E - E0) meV/atom | max T K | meets both | MD s |")
     print("|---|---|---|---|---|---|---|---|")
     raw = []
-    for k, start in enumerate(starts(Path(args.data), args.starts, args.temperature, args.seed)):
-        runs = [("tfpot", tfpot_nve(args.tfpot_model, start, steps, args.dt_fs))]
+    for k, start in chosen.items():
+        runs = []
+        if args.tfpot_model:
+            runs.append(("tfpot", tfpot_nve(args.tfpot_model, start, steps, args.dt_fs)))
         if args.mace_model:
             runs.append(("MACE", mace_nve(args.mace_python, args.mace_model, start, steps,
                                           args.dt_fs, args.threads)))
