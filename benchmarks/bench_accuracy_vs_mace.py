@@ -20,9 +20,12 @@ Both codes get the same three extxyz files (``REF_energy`` eV, ``REF_forces`` eV
 
 ``--dataset emt``: the EMT Cu/Ni/Al set with stress of ``emt_alloy.py`` (240 / 30 / 30 strained,
 rattled 32-atom fcc cells; the same cells for every seed; ``REF_stress`` Voigt eV/Å^3, ASE sign).
-tfpot trains as a user of its materials recipe would (``tfpot train extxyz_materials`` with the
-benchmark's files, seed and threads, ``--tfpot-recipe``; only the schedule is changed, to the
-cosine annealed by ``training.max_time``); MACE gets the same configuration as below plus
+tfpot trains through its config path, as ``tfpot train extxyz_materials --set ...`` would: the
+bundled materials recipe (medium preset, lmax 6, E0 by least squares, EMA 0.99) with the
+benchmark's files, seed and threads, the cosine schedule annealed by ``training.max_time``, and
+the EMT budget recipe over it (``TFPOT_EMT_BUDGET_SET``: forces weight 100, lr 1e-2, batch 4;
+trained in float32). ``--tfpot-recipe NAME`` trains a recipe as it is (only ``--tfpot-set`` and
+``--tfpot-dtype`` over it). MACE gets the same configuration as below plus
 ``--compute_stress --loss stress --stress_weight`` ``--stress-weight`` (100, tfpot's recipe
 weight). Stress MAE is reported over the six Voigt components.
 
@@ -74,6 +77,10 @@ import numpy as np
 
 #: the budget recipe's hyperparameters over the small preset (README, benchmarks/README.md)
 TFPOT_BUDGET_HYPER = '{"num_basis": 16, "radial_filter": "tanh", "lmax": 6, "ps_channels": 12}'
+#: the EMT budget recipe: the materials recipe (extxyz_materials) with these keys over it, and
+#: trained in float32 (benchmarks/README.md, "EMT Cu/Ni/Al")
+TFPOT_EMT_BUDGET_SET = ("loss.forces_weight=100", "optimizer.lr=0.01", "training.batch_size=4")
+TFPOT_EMT_BUDGET_DTYPE = "float32"
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -320,8 +327,9 @@ def tfpot_result(args, out: Path, model, wall: float, cpu: float) -> dict:
             wall = s.get("time", wall)  # the trainer's own clock of its loop (max_time counts it)
         except (ValueError, AttributeError):
             pass
-    res = {"impl": "tfpot", "preset": args.tfpot_preset, "schedule": args.tfpot_schedule,
-           "lr": args.tfpot_lr, "hyper": json.loads(args.tfpot_hyper or "{}"),
+    fit_args = {"preset": args.tfpot_preset, "schedule": args.tfpot_schedule, "lr": args.tfpot_lr}
+    res = {"impl": "tfpot", **({} if args.tfpot_recipe else fit_args),
+           "hyper": json.loads(args.tfpot_hyper or "{}"),
            "dtype": args.tfpot_dtype, "recipe": args.tfpot_recipe, "recipe_set": args.tfpot_set,
            "params": int(sum(p.numel() for p in model.parameters())),
            "train_wall_s": wall, "train_cpu_s": cpu, "epochs": epochs, "steps": steps,
@@ -405,7 +413,7 @@ def mace_args(args, files: dict, work: Path) -> list:
         "--work_dir", str(work), "--log_dir", str(work / "logs"), "--model_dir", str(work),
         "--checkpoints_dir", str(work / "checkpoints"), "--results_dir", str(work / "results"),
         "--train_file", files["train"], "--valid_file", files["valid"],
-        "--energy_key", "REF_energy", "--forces_key", "REF_forces", "--E0s", "average",
+        "--energy_key", "REF_energy", "--forces_key", "REF_forces", "--E0s", args.mace_e0s,
         "--model", "MACE", "--num_interactions", "2", "--num_channels", str(args.mace_channels),
         "--max_L", str(args.mace_max_L), "--max_ell", "3", "--correlation", "3",
         "--r_max", "5.0", "--num_radial_basis", "8", "--num_cutoff_basis", "5",
@@ -536,13 +544,15 @@ def main() -> None:
                         '\'{"num_basis": 16}\' (default: aspirin TFPOT_BUDGET_HYPER, emt none)')
     p.add_argument("--tfpot-dtype", default=None, choices=("float32", "float64"),
                    help="tfpot's training dtype (the trained model is evaluated in float64; "
-                        "default: aspirin float32, emt the recipe's)")
+                        "default: float32, or the recipe's with --tfpot-recipe)")
     p.add_argument("--tfpot-recipe", default=None,
                    help="train tfpot with this bundled recipe (tfpot train --list-recipes) "
                         "instead of the budget recipe (default: emt extxyz_materials)")
-    p.add_argument("--tfpot-set", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--tfpot-set", action="append", default=None, metavar="KEY=VALUE",
                    help="with a recipe: a config key over it, as tfpot train --set (repeatable), "
-                        "e.g. --tfpot-set loss.forces_weight=100")
+                        "e.g. --tfpot-set loss.forces_weight=100 (default with --dataset emt and "
+                        "no --tfpot-recipe: TFPOT_EMT_BUDGET_SET; --tfpot-set none: the recipe as "
+                        "it is)")
     p.add_argument("--stress-weight", type=float, default=100.0,
                    help="emt: MACE's --stress_weight ((eV/Å^3)^-2, as tfpot's materials recipe)")
     p.add_argument("--tfpot-schedule", default="cosine", choices=("cosine", "plateau"),
@@ -552,6 +562,9 @@ def main() -> None:
     p.add_argument("--mace-dtype", default="float32", choices=("float32", "float64"),
                    help="MACE's --default_dtype (float32: what a MACE user picks for a CPU "
                         "budget; float64 runs ~5x fewer epochs in the same time)")
+    p.add_argument("--mace-e0s", default="average",
+                   help="MACE's --E0s (average: the benchmark protocol; estimated: per-element "
+                        "least squares, as tfpot's e0, what a user of alloy data may pick)")
     p.add_argument("--mace-python", default=DEFAULT_MACE_PYTHON)
     p.add_argument("--threads", type=int, default=1, help="torch threads of each trainer")
     p.add_argument("--sequential", action="store_true", help="train one code after the other")
@@ -563,11 +576,15 @@ def main() -> None:
     p.add_argument("--md-start", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.dataset == "emt":
+        if args.tfpot_recipe is None and not args.tfpot_job:  # the EMT budget recipe
+            args.tfpot_set = list(TFPOT_EMT_BUDGET_SET) if args.tfpot_set is None else args.tfpot_set
+            args.tfpot_dtype = args.tfpot_dtype or TFPOT_EMT_BUDGET_DTYPE
         args.tfpot_recipe = args.tfpot_recipe or "extxyz_materials"
     else:
         args.tfpot_dtype = args.tfpot_dtype or "float32"
         if args.tfpot_hyper is None and not args.tfpot_recipe:
             args.tfpot_hyper = TFPOT_BUDGET_HYPER
+    args.tfpot_set = [item for item in (args.tfpot_set or []) if item != "none"]
     if args.tfpot_job:
         print(json.dumps(tfpot_job(args)))
         return

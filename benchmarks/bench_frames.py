@@ -31,6 +31,9 @@ next ``--val``, test the first ``--test`` test indices). ``--materials``: an EMT
 here (32-atom fcc cells, random composition, strained by up to 3 %, rattled 0.1 Å; energies,
 forces and stress), 240 / 30 / 30.
 
+``--aspirin-model FILE`` / ``--materials-model FILE``: evaluate a model trained elsewhere (e.g.
+by ``bench_accuracy_vs_mace.py``) in place of training the variants on that set.
+
 After the training rows, a frame-usage table for the trained default models on symmetric and
 thermal structures: CH4, benzene (aspirin model), perfect and thermal fcc Cu alloy (EMT model).
 """
@@ -123,7 +126,11 @@ def main(argv: List[str] | None = None) -> None:
     p.add_argument("--hyper", default="{}", help="JSON of hyperparameters on top of the small "
                                                  "preset, e.g. '{\"num_basis\": 16}' (a "
                                                  "variant's gate_range wins)")
+    p.add_argument("--aspirin-model", help="a trained model file (e.g. bench_accuracy_vs_mace.py's "
+                                           "OUT/tfpot/best_model.pt): ablate it instead of training")
+    p.add_argument("--materials-model", help="the same for the EMT set")
     args = p.parse_args(argv)
+    given = {"aspirin": args.aspirin_model, "EMT Cu/Ni/Al": args.materials_model}
 
     sets = []
     if args.data:
@@ -141,17 +148,21 @@ def main(argv: List[str] | None = None) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for data_name, (train, val, test), stress in sets:
         species = sorted({s for a in train for s in a.get_chemical_symbols()})
-        for name in args.variants:
-            for seed in args.seeds:
-                model, wall = train_variant(name, train, val, species, seed, args.epochs, stress,
-                                            args.threads, args.lr, args.batch_size,
-                                            json.loads(args.hyper))
+        for name in (["frames"] if given[data_name] else args.variants):
+            for seed in (args.seeds[:1] if given[data_name] else args.seeds):
+                if given[data_name]:
+                    model, wall = tfpot.load_model(given[data_name], dtype="float64"), float("nan")
+                else:
+                    model, wall = train_variant(name, train, val, species, seed, args.epochs,
+                                                stress, args.threads, args.lr, args.batch_size,
+                                                json.loads(args.hyper))
                 trained[(data_name, name, seed)] = model
                 err = errors(model, test)
                 shut = errors(shut_gates(model), test)
                 st = gate_statistics(model, test[:50])
                 sat = frame_weight_saturation(model, test[:20])
-                print(f"| {data_name} | {name} | {seed} | {args.epochs} | {wall:.0f} | "
+                epochs = "given" if given[data_name] else args.epochs
+                print(f"| {data_name} | {name} | {seed} | {epochs} | {wall:.0f} | "
                       f"{err['force_mae']:.1f} | {err['energy_mae']:.2f} | {shut['force_mae']:.1f} | "
                       f"{st['fraction_closed']:.2f} | {st['fraction_partial']:.2f} | "
                       f"{st['fraction_open']:.2f} | {1e3 * st['frame_energy_per_atom_eV']:.2f} | "
