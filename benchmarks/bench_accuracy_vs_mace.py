@@ -301,8 +301,8 @@ def tfpot_job(args) -> dict:
                                   dtype=args.tfpot_dtype, seed=args.seed,
                                   **json.loads(args.tfpot_hyper))
         model = fit(model, train, val, epochs=10 ** 6, batch_size=4, lr=args.tfpot_lr,
-                    energy_weight=1.0,
-                    forces_weight=100.0, seed=args.seed, max_time=args.budget_min * 60.0,
+                    energy_weight=1.0, forces_weight=100.0, seed=args.seed,
+                    max_time=args.budget_min * 60.0,
                     out_dir=out, ema_decay=0.99, schedule=args.tfpot_schedule, callbacks=[on_step])
     wall = time.perf_counter() - first.get("wall", time.perf_counter())
     cpu = time.process_time() - first.get("cpu", time.process_time())
@@ -365,19 +365,21 @@ def label_errors(pairs) -> dict:
     return out
 
 
-def tfpot_eval(model, test_file: str) -> dict:
+def predicted(ref, calc):
+    """A copy of labelled ``ref`` with ``calc``'s energy, forces (and stress where ``ref`` has
+    it) frozen in a SinglePointCalculator: one call per structure."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
+    a = ref.copy()
+    props = ["energy", "forces"] + (["stress"] if "stress" in ref.calc.results else [])
+    calc.calculate(a, props)
+    a.calc = SinglePointCalculator(a, **{k: calc.results[k] for k in props})
+    return a
+
+
+def tfpot_eval(model, test_file: str) -> dict:
     calc = _tfpot_calculator(model)
-    pairs = []
-    for a in read_labelled(test_file):
-        b = a.copy()
-        b.calc = calc
-        props = ["energy", "forces"] + (["stress"] if "stress" in a.calc.results else [])
-        calc.calculate(b, props)
-        b.calc = SinglePointCalculator(b, **{k: calc.results[k] for k in props})
-        pairs.append((a, b))
-    return label_errors(pairs)
+    return label_errors([(ref, predicted(ref, calc)) for ref in read_labelled(test_file)])
 
 
 def tfpot_md(model, start: str, steps: int, dt_fs: float, every: int = 10) -> dict:

@@ -189,21 +189,13 @@ def cmd_eval(args) -> dict:
     """Energy, force (and, where labelled, stress) errors of a trained MACE model on the
     labelled extxyz that ``bench_accuracy_vs_mace.py`` writes (``REF_*`` keys)."""
     import torch
-    from ase.calculators.singlepoint import SinglePointCalculator
 
-    from bench_accuracy_vs_mace import label_errors, read_labelled
+    from bench_accuracy_vs_mace import label_errors, predicted, read_labelled
 
     torch.set_num_threads(args.threads)
     calc = _calculator(args.model, args.dtype)
-    pairs = []
     t0 = time.perf_counter()
-    for ref in read_labelled(args.xyz):
-        a = ref.copy()
-        a.calc = calc
-        props = ["energy", "forces"] + (["stress"] if "stress" in ref.calc.results else [])
-        calc.calculate(a, props)
-        a.calc = SinglePointCalculator(a, **{k: calc.results[k] for k in props})
-        pairs.append((ref, a))
+    pairs = [(ref, predicted(ref, calc)) for ref in read_labelled(args.xyz)]
     params = int(sum(q.numel() for q in calc.models[0].parameters()))
     return {"impl": "mace", "params": params, **label_errors(pairs),
             "seconds": time.perf_counter() - t0}
