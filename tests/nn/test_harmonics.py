@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from numpy.polynomial.legendre import legval
 
-from tfpot.nn.harmonics import spherical_harmonics
+from tfpot.nn.harmonics import SphericalHarmonics, spherical_harmonics
 
 
 def test_addition_theorem_float64():
@@ -39,3 +39,14 @@ def test_second_derivatives_finite_on_axes():
     (g,) = torch.autograd.grad(e, pts, create_graph=True)
     (h,) = torch.autograd.grad((g ** 2).sum(), pts)
     assert torch.isfinite(g).all() and torch.isfinite(h).all()
+
+
+def test_float32_matches_float64_and_scripts():
+    # the polynomial factors evaluated in float32 stay within 1e-5 (abs) of float64 for l <= 6,
+    # and the module form compiles with TorchScript (the LAMMPS export) to the same numbers
+    torch.manual_seed(2)
+    a = torch.nn.functional.normalize(torch.randn(500, 3, dtype=torch.float64), dim=-1)
+    Y64 = spherical_harmonics(a, 6)
+    assert (spherical_harmonics(a.float(), 6).double() - Y64).abs().max() < 1e-5
+    scripted = torch.jit.script(SphericalHarmonics(6).double())
+    assert torch.equal(scripted(a), SphericalHarmonics(6).double()(a))

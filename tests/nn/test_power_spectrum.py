@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from numpy.polynomial import legendre
 
-from tfpot.nn.power_spectrum import AngularPowerSpectrum
+from tfpot.nn.power_spectrum import AngularPowerSpectrum, padded_rows
 
 
 def random_neighbourhood(seed, n=7):
@@ -77,3 +77,31 @@ def test_invariant_under_rotation_and_reflection_float64():
     p0 = ps(rbf, env, unit, species, centre, 1)
     for Q in (q, -q):  # det +1 and -1 (one of them a reflection)
         assert (p0 - ps(rbf, env, unit @ Q.T, species, centre, 1)).abs().max() < 1e-13
+
+
+def test_padded_rows_place_every_edge_once_by_centre():
+    # edges in any order, atoms with no edges: each edge gets its own row, inside its centre's
+    # block of `width` rows, in edge order within the block
+    centre = torch.tensor([3, 0, 3, 1, 0, 3, 3])
+    rows, width = padded_rows(centre, 5)
+    assert width == 4
+    assert rows.tolist() == [12, 0, 13, 4, 1, 14, 15]
+    empty_rows, empty_width = padded_rows(torch.zeros(0, dtype=torch.long), 3)
+    assert empty_rows.shape == (0,) and empty_width == 0
+
+
+def test_many_centres_in_any_edge_order_match_one_centre_at_a_time_float64():
+    # three centres with 7, 0 and 12 neighbours, edges shuffled together: each centre's row equals
+    # the single-centre result and the Legendre reference (abs 1e-12); the edgeless one is zero
+    torch.manual_seed(0)
+    ps = AngularPowerSpectrum(2, 8, channels=3, lmax=6).double()
+    hoods = [random_neighbourhood(4, n=7), random_neighbourhood(5, n=12)]
+    parts = [torch.cat([h[k] for h in hoods]) for k in range(4)]
+    centre = torch.cat([torch.zeros(7, dtype=torch.long), torch.full((12,), 2)])
+    perm = torch.randperm(len(centre), generator=torch.Generator().manual_seed(6))
+    unit, rbf, env, species = (x[perm] for x in parts)
+    got = ps(rbf, env, unit, species, centre[perm], 3).detach().numpy()
+    assert np.all(got[1] == 0.0)
+    for row, hood in zip((0, 2), hoods):
+        want = power_spectrum_reference(ps, *hood)
+        assert np.abs(got[row] - want[0]).max() < 1e-12 * max(1.0, np.abs(want).max())

@@ -78,10 +78,9 @@ class MLPMessage(nn.Module):
         super().__init__()
         self.wiring = wiring
         self.inv_norm = 1.0 / float(avg_num_neighbors)
-        self.hidden_even = int(hidden)
-        self.hidden_width = int(hidden) + int(hidden_odd)
         self.num_radial = int(wiring.radial)
-        self.radial_filter = radial_filter_for(wiring, radial_filter, [self.hidden_width] * 2)
+        self.radial_filter = radial_filter_for(wiring, radial_filter,
+                                               [int(hidden), int(hidden_odd)] * 2)
         self.lin_centre = nn.Linear(wiring.node_dim, hidden + hidden_odd, bias=True)
         self.lin_neighbour = nn.Linear(wiring.node_dim, hidden + hidden_odd, bias=False)
         self.first = ParityLayer(wiring.edge_even, wiring.edge_odd, hidden, hidden_odd, bias=False)
@@ -100,9 +99,8 @@ class MLPMessage(nn.Module):
         he, ho = self.first(edge_even, edge_odd, node_terms)
         if self.radial_filter is not None:
             f = self.radial_filter(edge_even[:, : self.num_radial])
-            h, k = self.hidden_even, self.hidden_width
-            he, ho = self.hidden(he * f[:, :h], ho * f[:, h:k])
-            he, ho = he * f[:, k:k + h], ho * f[:, k + h:]
+            he, ho = self.hidden(he * f[0], ho * f[1])
+            he, ho = he * f[2], ho * f[3]
         else:
             he, ho = self.hidden(he, ho)
         w = (env * self.inv_norm).unsqueeze(-1)
@@ -153,9 +151,8 @@ class AttentionMessage(nn.Module):
         self.key_centre = nn.Linear(node_dim, hidden + hidden_odd)
         self.key_neighbour = nn.Linear(node_dim, hidden + hidden_odd, bias=False)
         self.first = ParityLayer(wiring.edge_even, wiring.edge_odd, hidden, hidden_odd, bias=False)
-        self.hidden_even = int(hidden)
         self.num_radial = int(wiring.radial)
-        self.radial_filter = radial_filter_for(wiring, radial_filter, [hidden + hidden_odd])
+        self.radial_filter = radial_filter_for(wiring, radial_filter, [hidden, hidden_odd])
         self.key_value = nn.Linear(hidden, 2 * hidden)
         self.value_odd = OddLinear(hidden_odd, hidden_odd)
         self.out_e = nn.Linear(hidden, wiring.out_even)
@@ -180,7 +177,7 @@ class AttentionMessage(nn.Module):
         he, ho = self.first(edge_even, edge_odd, node_terms)
         if self.radial_filter is not None:
             f = self.radial_filter(edge_even[:, : self.num_radial])
-            he, ho = he * f[:, : self.hidden_even], ho * f[:, self.hidden_even:]
+            he, ho = he * f[0], ho * f[1]
         kv = self.key_value(he).view(num_edges, 2, self.heads, self.head_dim)
         vo = self.value_odd(ho).view(num_edges, self.heads, self.head_dim_odd)
         q = self.query(s).index_select(0, centre).view(num_edges, self.heads, self.head_dim)

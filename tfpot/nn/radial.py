@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -70,14 +70,24 @@ class BesselBasis(nn.Module):
 RADIAL_FILTERS: Tuple[str, ...] = ("tanh", "none")
 
 
+def tanh_via_sigmoid(x: Tensor) -> Tensor:
+    """``tanh(x)`` computed as ``2 sigmoid(2x) - 1`` (the same function; differs from
+    ``torch.tanh`` by rounding only). On the CPU builds of torch this project pins, ``torch.tanh``
+    is several times slower than ``torch.sigmoid`` (3.8 against 0.5 ms on (10942, 96) float32, one
+    thread), and a model's radial filters are among its largest per-edge tensors."""
+    return 2.0 * torch.sigmoid(2.0 * x) - 1.0
+
+
 class RadialFilter(nn.Module):
     """Per-edge, per-channel factors from the radial basis: ``f(r) = tanh(W b(r) + c)``.
 
     A message network multiplies its hidden activations by them (radial weights, as in NequIP
     and MACE), so each channel's strength depends on the distance directly, not only through
     the network's first layer. The factors depend on ``r`` alone, so they are even under the local
-    mirror and keep a Z2-equivariant network equivariant. One linear map serves every hidden
-    layer of a message: its output is the layers' factors side by side.
+    mirror and keep a Z2-equivariant network equivariant. One linear map serves every group of
+    channels it scales: its output rows are the groups' factors one after the other, and each
+    group is computed as its own contiguous tensor (slicing one wide output would cost a
+    zero-filled (E, sum(widths)) gradient per slice in the backward pass).
 
     The tanh bounds every factor by 1, so a filtered network never amplifies more than the same
     network without the filter. With unbounded factors ``W b + c`` (aspirin, lr 2e-2) one run's
@@ -86,9 +96,10 @@ class RadialFilter(nn.Module):
     spike (``benchmarks/README.md``).
 
     Args:
-        num_basis: radial basis size; widths: channels of each hidden layer it scales.
+        num_basis: radial basis size; widths: channels of each group it scales (e.g. the even and
+        the odd channels of each hidden layer).
 
-    Shapes: rbf (E, num_basis) -> (E, sum(widths)), dimensionless.
+    Shapes: rbf (E, num_basis) -> a list of (E, widths[k]), dimensionless.
     """
 
     def __init__(self, num_basis: int, widths: Sequence[int]):
@@ -98,8 +109,15 @@ class RadialFilter(nn.Module):
         self.widths = [int(w) for w in widths]
         self.linear = nn.Linear(int(num_basis), sum(self.widths))
 
-    def forward(self, rbf: Tensor) -> Tensor:
-        return torch.tanh(self.linear(rbf))
+    def forward(self, rbf: Tensor) -> List[Tensor]:
+        parts: List[Tensor] = []
+        start = 0
+        for w in self.widths:
+            pre = torch.nn.functional.linear(rbf, self.linear.weight[start:start + w],
+                                             self.linear.bias[start:start + w])
+            parts.append(tanh_via_sigmoid(pre))
+            start += w
+        return parts
 
     def extra_repr(self) -> str:
         return f"num_basis={self.linear.in_features}, widths={self.widths}"
