@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from numpy.polynomial import legendre
 
-from tfpot.nn.power_spectrum import AngularPowerSpectrum, padded_rows
+from tfpot.nn.power_spectrum import AngularPowerSpectrum
 
 
 def random_neighbourhood(seed, n=7):
@@ -77,17 +77,6 @@ def test_invariant_under_rotation_and_reflection_float64():
     p0 = ps(rbf, env, unit, species, centre, 1)
     for Q in (q, -q):  # det +1 and -1 (one of them a reflection)
         assert (p0 - ps(rbf, env, unit @ Q.T, species, centre, 1)).abs().max() < 1e-13
-
-
-def test_padded_rows_place_every_edge_once_by_centre():
-    # edges in any order, atoms with no edges: each edge gets its own row, inside its centre's
-    # block of `width` rows, in edge order within the block
-    centre = torch.tensor([3, 0, 3, 1, 0, 3, 3])
-    rows, width = padded_rows(centre, 5)
-    assert width == 4
-    assert rows.tolist() == [12, 0, 13, 4, 1, 14, 15]
-    empty_rows, empty_width = padded_rows(torch.zeros(0, dtype=torch.long), 3)
-    assert empty_rows.shape == (0,) and empty_width == 0
 
 
 def test_many_centres_in_any_edge_order_match_one_centre_at_a_time_float64():

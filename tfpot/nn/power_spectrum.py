@@ -9,35 +9,13 @@ frame gates close.
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List
 
 import torch
 from torch import Tensor, nn
 
 from tfpot.nn.harmonics import SphericalHarmonics
-
-
-def padded_rows(centre: Tensor, num_nodes: int) -> Tuple[Tensor, int]:
-    """Row of each edge in a padded per-atom layout, and the layout's width.
-
-    Edge e goes to row ``centre[e] * width + k`` of a (num_nodes * width) table, k = its rank among
-    the edges of its centre (in edge order), width = the largest neighbour count; rows no edge
-    fills stay zero. A sum over each atom's neighbours then becomes one batched matrix product
-    over the (num_nodes, width) table instead of a scatter of a per-edge outer product.
-
-    Shapes: centre (E,) int64 -> rows (E,) int64, width (int).
-    """
-    num_edges = centre.shape[0]
-    if num_edges == 0:
-        return centre, 0
-    counts = torch.bincount(centre, minlength=num_nodes)
-    width = int(counts.max())
-    order = torch.argsort(centre, stable=True)
-    first = torch.cumsum(counts, 0) - counts  # first sorted position of each centre's edges
-    rank_sorted = (torch.arange(num_edges, dtype=centre.dtype, device=centre.device)
-                   - first.index_select(0, centre.index_select(0, order)))
-    rank = torch.empty_like(centre).index_copy(0, order, rank_sorted)
-    return centre * width + rank, width
+from tfpot.nn.neighbour_sums import neighbour_outer_sums
 
 
 class AngularPowerSpectrum(nn.Module):
@@ -73,13 +51,7 @@ class AngularPowerSpectrum(nn.Module):
                 num_nodes: int) -> Tensor:
         R = self.radial(rbf) * self.species_weight(species_j) * (env / self.norm).unsqueeze(-1)
         Y = self.harmonics(unit)  # (E, M)
-        # A_i = sum_j R_j Y_j^T as one batched product over a padded (N, width) neighbour table:
-        # no (E, K M) outer product is formed (it dominated the cost, forward and backward).
-        rows, width = padded_rows(centre, num_nodes)
-        k, m = R.shape[1], Y.shape[1]
-        Rp = torch.zeros(num_nodes * width, k, dtype=R.dtype, device=R.device).index_copy(0, rows, R)
-        Yp = torch.zeros(num_nodes * width, m, dtype=Y.dtype, device=Y.device).index_copy(0, rows, Y)
-        A = torch.bmm(Rp.view(num_nodes, width, k).transpose(1, 2), Yp.view(num_nodes, width, m))
+        A = neighbour_outer_sums(R, Y, centre, num_nodes)  # (N, K, M)
         parts: List[Tensor] = []
         for l in range(self.lmax + 1):
             Al = A[:, :, l * l:(l + 1) * (l + 1)]
