@@ -217,6 +217,11 @@ class TrainingConfig:
                                           "validation and the saved models); null: off",
                                     min=0, max=1)
     grad_clip: Optional[float] = _f(10.0, "clip the gradient norm to this; null: off", gt=0)
+    loss_spike_factor: Optional[float] = _f(100.0, "skip (do not apply) a step whose loss is "
+                                                   "above this many times the running geometric "
+                                                   "mean of the steps before; null: off", gt=1)
+    loss_spike_patience: int = _f(50, "stop the run after this many skipped steps in a row "
+                                      "(training diverged)", min=1)
     early_stopping_patience: Optional[int] = _f(None, "stop after this many epochs without a "
                                                       "better validation loss; null: never", min=1)
     checkpoint_every: int = _f(100, "write checkpoint.pt every N optimiser steps (and at each "

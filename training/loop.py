@@ -34,6 +34,7 @@ from tfpot.training.evaluation import (BestModel, State, eval_batch_size, report
 from tfpot.training.guard import check_metrics, step_failure
 from tfpot.training.loggers import ConsoleLog, TrainingLogger, epoch_line, file_loggers
 from tfpot.training.metrics import format_metrics
+from tfpot.training.spikes import LossSpikeError
 from tfpot.training.step import OptimiserStep
 from tfpot.training.stopping import REASONS, StopSignals, limit_reached
 
@@ -141,12 +142,20 @@ class Trainer:
 
         Raises:
             NonFiniteError: the loss or a gradient is not finite (weights unchanged; logged).
+            LossSpikeError: too many loss spikes in a row (:mod:`.spikes`; logged).
         """
-        failure = self.optimiser_step(batch)
+        try:
+            failure = self.optimiser_step(batch)
+        except LossSpikeError as error:
+            self.log(f"stopped at step {self.global_step + 1}: {error}")
+            raise
         if failure is not None:
             error = step_failure(self, *failure)
             self.log(f"stopped: {error}")
             raise error
+        if self.optimiser_step.skip_message:
+            self.log(f"step {self.global_step + 1} (epoch {self.epoch + 1}, batch "
+                     f"{self.batch_in_epoch + 1}): {self.optimiser_step.skip_message}")
 
     def validate(self) -> Dict[str, float]:
         """Metrics of the EMA weights on the validation set ({} without one); collective."""

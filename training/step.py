@@ -5,7 +5,7 @@
     w  = AdamW(w, clip(g));  lr <- schedule;  w_ema <- EMA(w)
 
 with the guard (:mod:`.guard`) between the gradient and the update: a non-finite loss or
-gradient on any rank leaves the weights as they were. :class:`OptimiserStep` owns what a step
+gradient on any rank leaves the weights as they were; so does a loss spike (:mod:`.spikes`). :class:`OptimiserStep` owns what a step
 changes: optimiser, schedule, EMA and the running training-error sums.
 """
 
@@ -23,6 +23,7 @@ from tfpot.training.guard import step_is_finite
 from tfpot.training.losses import Targets, WeightedLoss, errors
 from tfpot.training.metrics import MetricAccumulator, predict_batch
 from tfpot.training.schedules import LRSchedule
+from tfpot.training.spikes import LossSpikeGuard
 
 #: what a failed step leaves to name it: (loss or None, per-graph errors or None, targets or None)
 Failure = Tuple[Optional[Tensor], Optional[Dict[str, Tensor]], Optional[Targets]]
@@ -55,6 +56,11 @@ class OptimiserStep:
         self.ema = ExponentialMovingAverage(model, cfg.training.ema_decay)
         self.train_acc = MetricAccumulator(ctx.device)
         self.grad_clip = cfg.training.grad_clip
+        factor = cfg.training.loss_spike_factor
+        self.spike_guard = (LossSpikeGuard(factor, cfg.training.loss_spike_patience)
+                            if factor is not None else None)
+        #: what the last step skipped, for the log ("" if it was applied)
+        self.skip_message = ""
 
     def __call__(self, batch: Any) -> Optional[Failure]:
         """One step on this rank's share ``batch`` of a global batch (None: no share);
@@ -75,10 +81,22 @@ class OptimiserStep:
             err = errors(out, t, self.loss_fn.per_atom_energy)
             loss = self.loss_fn.combine(self.loss_fn.sums(err), counts)
             loss.backward()
-            self.train_acc.add(err, self.loss_fn)
         all_reduce_gradients(self.params, ctx)
         if not step_is_finite(loss, self.params, ctx):
             return loss, err, t
+        self.skip_message = ""
+        if self.spike_guard is not None:
+            total = (loss.detach().to(torch.float64).reshape(1).clone() if loss is not None
+                     else torch.zeros(1, dtype=torch.float64, device=ctx.device))
+            value = float(ctx.all_reduce_(total).item())  # the global batch's loss
+            if self.spike_guard.is_spike(value):
+                self.skip_message = (f"loss {value:.4g} is {self.spike_guard.ratio(value):.3g}x "
+                                     f"the running mean: step not applied (loss spike "
+                                     f"{self.spike_guard.skipped})")
+                self.schedule.step_batch()
+                return None
+        if err is not None:
+            self.train_acc.add(err, self.loss_fn)
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()
@@ -100,13 +118,18 @@ class OptimiserStep:
     def state_dict(self) -> Dict[str, Any]:
         """The checkpoint entries ``optimizer``, ``schedule``, ``ema`` and ``train_sums`` (the
         epoch's error sums over all ranks); collective."""
-        return {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-                "ema": self.ema.state_dict(), "train_sums": self._all_sums().cpu().tolist()}
+        state = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                 "ema": self.ema.state_dict(), "train_sums": self._all_sums().cpu().tolist()}
+        if self.spike_guard is not None:
+            state["spike_guard"] = self.spike_guard.state_dict()
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.ema.load_state_dict(state["ema"])
+        if self.spike_guard is not None and "spike_guard" in state:  # (none before tfpot 0.6)
+            self.spike_guard.load_state_dict(state["spike_guard"])
         if self.ctx.is_main:  # rank 0 holds the sums of all ranks
             self.train_acc.load_state(state["train_sums"])
         else:

@@ -1,0 +1,78 @@
+"""Loss spikes (training/spikes.py): a step whose loss is far above the running mean is not
+applied and is logged; too many in a row stop the run with one clear line."""
+
+import math
+
+import ase.io
+import pytest
+
+from tfpot.data import read_structures
+from tfpot.data.demo import demo_dataset_path
+from tfpot.training import train_from_config
+from tfpot.training.spikes import LossSpikeError, LossSpikeGuard
+
+SPIKE_FRAME = 5
+
+
+def test_a_spike_is_skipped_and_leaves_the_running_mean():
+    guard = LossSpikeGuard(factor=100.0, patience=3, warmup=5)
+    for loss in (1.0, 0.8, 1.2, 0.9, 1.1):  # warm-up: accepted whatever they are
+        assert not guard.is_spike(loss)
+    before = guard.state_dict()
+    assert guard.is_spike(500.0) and guard.skipped == 1
+    assert guard.log_mean == before["log_mean"]  # a skipped loss does not move the mean
+    assert not guard.is_spike(50.0)  # 50x: not a spike at factor 100
+    assert guard.in_a_row == 0 and not guard.is_spike(0.0)
+
+
+def test_patience_spikes_in_a_row_stop_with_one_line():
+    guard = LossSpikeGuard(factor=10.0, patience=3, warmup=1)
+    assert not guard.is_spike(1.0)
+    assert guard.is_spike(1e3) and guard.is_spike(1e3)
+    with pytest.raises(LossSpikeError) as err:
+        guard.is_spike(1e3)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("training diverged: 3 optimiser steps in a row")
+    assert "lower optimizer.lr" in msg
+
+
+def test_state_round_trips():
+    guard = LossSpikeGuard(factor=100.0)
+    for loss in (3.0, 2.0, 1.0):
+        guard.is_spike(loss)
+    other = LossSpikeGuard(factor=100.0)
+    other.load_state_dict(guard.state_dict())
+    assert other.state_dict() == guard.state_dict()
+    assert math.isclose(other.ratio(2.0), guard.ratio(2.0))
+    with pytest.raises(ValueError, match="above 1"):
+        LossSpikeGuard(factor=1.0)
+
+
+@pytest.fixture
+def spiking_config(tiny_config, tmp_path):
+    """Train frame 5 has an energy 1e5 eV off: finite, but its loss is ~1e8 times the others'."""
+    frames = read_structures(demo_dataset_path())[:32]
+    frames[SPIKE_FRAME].calc.results["energy"] += 1e5
+    ase.io.write(tmp_path / "train.xyz", frames[:24], format="extxyz")
+    ase.io.write(tmp_path / "val.xyz", frames[24:], format="extxyz")
+    data = {"path": None, "train": str(tmp_path / "train.xyz"), "val": str(tmp_path / "val.xyz"),
+            "split": {"test": 0, "val": 0}, "cutoff": 4.0}
+    model = {"e0": "zero", "energy_scale": 1.0, "energy_shift": 0.0}
+    return lambda **training: tiny_config(
+        data=data, model=model, training={"batch_size": 1, "max_epochs": 3, **training})
+
+
+def test_a_spiking_frame_is_not_applied_after_the_warm_up(spiking_config, tmp_path):
+    # 24 steps per epoch: from the second epoch on (past the 20-step warm-up) the frame's step
+    # is skipped and logged, and the run ends normally with its models
+    train_from_config(spiking_config(), verbose=False)
+    log = (tmp_path / "run" / "train.log").read_text()
+    skips = [line for line in log.splitlines() if "step not applied (loss spike" in line]
+    assert len(skips) >= 2, log
+    assert all("x the running mean" in line for line in skips)
+    assert (tmp_path / "run" / "final_model.pt").exists()
+
+
+def test_without_the_guard_every_step_is_applied(spiking_config, tmp_path):
+    train_from_config(spiking_config(loss_spike_factor=None), verbose=False)
+    assert "loss spike" not in (tmp_path / "run" / "train.log").read_text()
