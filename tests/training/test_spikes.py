@@ -5,7 +5,9 @@ import math
 
 import ase.io
 import pytest
+import yaml
 
+from tfpot.cli import main
 from tfpot.data import read_structures
 from tfpot.data.demo import demo_dataset_path
 from tfpot.training import train_from_config
@@ -76,3 +78,17 @@ def test_a_spiking_frame_is_not_applied_after_the_warm_up(spiking_config, tmp_pa
 def test_without_the_guard_every_step_is_applied(spiking_config, tmp_path):
     train_from_config(spiking_config(loss_spike_factor=None), verbose=False)
     assert "loss spike" not in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_patience_spikes_stop_tfpot_train_with_one_line_and_exit_1(spiking_config, tmp_path,
+                                                                  capsys):
+    # loss_spike_patience 1: the first spike after the warm-up stops the run; the checkpoint
+    # stays and no final model is written
+    path = tmp_path / "spiking.yaml"
+    path.write_text(yaml.safe_dump(spiking_config(loss_spike_patience=1)))
+    assert main(["train", str(path), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "tfpot train: error: training diverged: 1 optimiser steps in a row had a loss above 100x")
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    assert not (tmp_path / "run" / "final_model.pt").exists()
