@@ -5,8 +5,9 @@
     w  = AdamW(w, clip(g));  lr <- schedule;  w_ema <- EMA(w)
 
 with the guard (:mod:`.guard`) between the gradient and the update: a non-finite loss or
-gradient on any rank leaves the weights as they were; so does a loss spike (:mod:`.spikes`). :class:`OptimiserStep` owns what a step
-changes: optimiser, schedule, EMA and the running training-error sums.
+gradient on any rank leaves the weights as they were; so does a loss spike (:mod:`.spikes`).
+:class:`OptimiserStep` owns what a step changes: optimiser, schedule, EMA and the running
+training-error sums.
 """
 
 from __future__ import annotations
