@@ -302,7 +302,7 @@ def tfpot_job(args) -> dict:
                                   **json.loads(args.tfpot_hyper))
         model = fit(model, train, val, epochs=10 ** 6, batch_size=4, lr=args.tfpot_lr,
                     energy_weight=1.0, forces_weight=100.0, seed=args.seed,
-                    max_time=args.budget_min * 60.0,
+                    weight_decay=args.tfpot_weight_decay, max_time=args.budget_min * 60.0,
                     out_dir=out, ema_decay=0.99, schedule=args.tfpot_schedule, callbacks=[on_step])
     wall = time.perf_counter() - first.get("wall", time.perf_counter())
     cpu = time.process_time() - first.get("cpu", time.process_time())
@@ -327,7 +327,8 @@ def tfpot_result(args, out: Path, model, wall: float, cpu: float) -> dict:
             wall = s.get("time", wall)  # the trainer's own clock of its loop (max_time counts it)
         except (ValueError, AttributeError):
             pass
-    fit_args = {"preset": args.tfpot_preset, "schedule": args.tfpot_schedule, "lr": args.tfpot_lr}
+    fit_args = {"preset": args.tfpot_preset, "schedule": args.tfpot_schedule, "lr": args.tfpot_lr,
+                "weight_decay": args.tfpot_weight_decay}
     res = {"impl": "tfpot", **({} if args.tfpot_recipe else fit_args),
            "hyper": json.loads(args.tfpot_hyper or "{}"),
            "dtype": args.tfpot_dtype, "recipe": args.tfpot_recipe, "recipe_set": args.tfpot_set,
@@ -541,6 +542,8 @@ def main() -> None:
     p.add_argument("--test", type=int, default=0, help="test frames (0: all held-out ones)")
     p.add_argument("--tfpot-preset", default="small")
     p.add_argument("--tfpot-lr", type=float, default=1e-2)
+    p.add_argument("--tfpot-weight-decay", type=float, default=0.0,
+                   help="decoupled (AdamW) weight decay of the tfpot run (without a recipe)")
     p.add_argument("--tfpot-hyper", default=None,
                    help='model hyperparameters over the preset (or recipe), as JSON, e.g. '
                         '\'{"num_basis": 16}\' (default: aspirin TFPOT_BUDGET_HYPER, emt none)')
@@ -612,6 +615,7 @@ def main() -> None:
     tf_cmd = [sys.executable, __file__, "--tfpot-job", "--out", str(out), "--budget-min",
               str(args.budget_min), "--dataset", args.dataset, "--tfpot-preset", args.tfpot_preset,
               "--tfpot-schedule", args.tfpot_schedule, "--tfpot-lr", str(args.tfpot_lr),
+              "--tfpot-weight-decay", str(args.tfpot_weight_decay),
               "--tfpot-hyper", args.tfpot_hyper or "{}"]
     for opt, value in (("--tfpot-dtype", args.tfpot_dtype), ("--tfpot-recipe", args.tfpot_recipe)):
         if value:
