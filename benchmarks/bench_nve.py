@@ -20,7 +20,10 @@ Per run it reports (criteria of the accuracy issue in brackets):
 * largest step-to-step change of the total energy, meV (<= 10 meV);
 * drift: slope of a linear fit of the total energy against time, meV/atom/ps (|drift| <= 0.1);
 * largest |E_tot(t) - E_tot(0)| per atom, meV; highest temperature, K;
-* the step of the largest jump, so that a failing run can be replayed.
+* the step of the largest jump, so that a failing run can be replayed;
+* a run that leaves physics fails, and its row ends with the step and the reason: ``tfpot md``'s
+  runaway check (:mod:`tfpot.calculators.md_guard`: a force above 50 eV/Å, or the total energy
+  0.05 eV/atom from its start), or the calculator refusing atoms on top of each other.
 
 Prints a markdown table; ``--json FILE`` also writes the raw numbers. Either model may be given
 alone; ``--only-starts`` picks starts (e.g. one per process, since runs are independent).
@@ -49,6 +52,7 @@ from ase.md.verlet import VelocityVerlet
 
 import tfpot
 from tfpot.calculators import TFPotCalculator
+from tfpot.calculators.md_guard import MDRunawayError, RunawayGuard
 from tfpot.calculators.md_cli import energy_drift, init_velocities
 from tfpot.data import read_structures
 from tfpot.data.md17 import read_rmd17_split
@@ -118,16 +122,25 @@ def tfpot_nve(model_file: str, start: Atoms, steps: int, dt_fs: float) -> Dict[s
     atoms.calc = TFPotCalculator(tfpot.load_model(model_file), device="cpu")
     dyn = VelocityVerlet(atoms, timestep=dt_fs * units.fs)
     etot, temp = [], []
+    guard = RunawayGuard(atoms.get_chemical_symbols())  # tfpot md's defaults
 
     def sample() -> None:
         etot.append(atoms.get_potential_energy() + atoms.get_kinetic_energy())
         temp.append(atoms.get_temperature())
+        guard.check(len(etot) - 1, (len(etot) - 1) * dt_fs / 1000.0, atoms.get_forces(),
+                    etot[-1], etot[0])
 
     dyn.attach(sample, interval=1)
     t0 = time.perf_counter()
-    dyn.run(steps)
+    stopped = ""
+    try:
+        dyn.run(steps)
+    except MDRunawayError as err:
+        stopped = f"stopped: {err}"
+    except ValueError as err:  # the calculator refuses the geometry: atoms on top of each other
+        stopped = f"stopped at step {len(etot)}: {err}"
     return {"etot": np.asarray(etot), "temperature": np.asarray(temp),
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "stopped": stopped}
 
 
 def mace_nve(python: str, model_file: str, start: Atoms, steps: int, dt_fs: float,
@@ -195,13 +208,15 @@ def main(argv: List[str] | None = None) -> None:
                                           args.dt_fs, args.threads)))
         for name, run in runs:
             c = conservation(run["etot"], run["temperature"], args.dt_fs, len(start))
-            ok = (c["max_jump_meV"] <= MAX_JUMP_MEV
+            stopped = str(run.get("stopped", ""))
+            ok = (not stopped and c["max_jump_meV"] <= MAX_JUMP_MEV
                   and abs(c["drift_meV_atom_ps"]) <= MAX_DRIFT_MEV_ATOM_PS)
             print(f"| {name} | {k} | {c['max_jump_meV']:.2f} ({c['jump_step']}) | "
                   f"{c['drift_meV_atom_ps']:.4f} | {c['max_dev_meV_atom']:.3f} | "
-                  f"{c['max_T_K']:.0f} | {'yes' if ok else 'no'} | {run['seconds']:.0f} |",
-                  flush=True)
-            raw.append({"model": name, "start": k, **c, "seconds": run["seconds"]})
+                  f"{c['max_T_K']:.0f} | {'yes' if ok else 'no'} | {run['seconds']:.0f} |"
+                  + (f" {stopped}" if stopped else ""), flush=True)
+            raw.append({"model": name, "start": k, **c, "seconds": run["seconds"],
+                        "stopped": stopped})
     if args.json:
         Path(args.json).write_text(json.dumps(raw, indent=1))
 

@@ -10,6 +10,11 @@ fit of the total energy against time) with the largest excursion from the initia
 ``--thermo FILE.csv`` writes time, energies and temperature of every step to FILE.csv and a plot
 of them to FILE.png.
 
+A run that leaves physics stops with one line saying where (step, atom) and exit code 1: a force
+above ``--max-force`` (default 50 eV/Å, any ensemble) or, in NVE, a total energy more than
+``--max-energy-change`` (default 0.05 eV/atom) from its start. The geometry it stopped at is the
+last frame of ``--traj``. 0 switches a check off.
+
 Units on the command line: temperature K, timestep fs, friction 1/fs, pressure GPa (as ``tfpot
 relax``; 1 atm = 1.01325e-4 GPa), times fs.
 """
@@ -37,6 +42,8 @@ from ase.md.verlet import VelocityVerlet
 from tqdm import tqdm
 
 from tfpot.calculators.ase_calculator import TFPotCalculator
+from tfpot.calculators.md_guard import (DEFAULT_MAX_ENERGY_CHANGE, DEFAULT_MAX_FORCE,
+                                        MDRunawayError, RunawayGuard)
 from tfpot.errors import InputError, TfpotError, UnknownElementError
 from tfpot.inference import require_known_elements
 from tfpot.plots import md_trace
@@ -250,6 +257,9 @@ def run_md(args: argparse.Namespace) -> int:
     bar = tqdm(total=args.steps, unit="step", disable=args.quiet, file=sys.stderr,
                dynamic_ncols=True)
     state = {"step": 0}
+    guard = RunawayGuard(atoms.get_chemical_symbols(), max_force=args.max_force or None,
+                         max_energy_change=(args.max_energy_change or None)
+                         if args.ensemble == "nve" else None)
 
     def observe() -> None:
         step = state["step"]
@@ -262,6 +272,12 @@ def run_md(args: argparse.Namespace) -> int:
         epots.append(epot)
         if thermo is not None:
             thermo.write(step, times[-1], epot, ekin, temp)
+        try:
+            guard.check(step, times[-1], atoms.get_forces(), etot[-1], etot[0])
+        except MDRunawayError:
+            if writer is not None:  # the geometry it stopped at, for a look or for training
+                writer.write(atoms)
+            raise
         if step % args.log_every == 0:
             if writer is not None:
                 writer.write(atoms)
@@ -278,6 +294,9 @@ def run_md(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         dyn.run(args.steps)
+    except MDRunawayError as e:
+        bar.close()
+        raise MDRunawayError(f"stopped: {e}") from None
     except ValueError as e:  # e.g. atoms overlapping during the run
         bar.close()
         raise TfpotError(f"stopped at step {state['step']}: {e}") from e
@@ -333,6 +352,13 @@ def register(subparsers) -> None:
                    help="Langevin friction, 1/fs (default: 0.01)")
     p.add_argument("--pressure", type=float, default=ATM_GPA,
                    help="npt pressure, GPa (default: 1 atm = 1.01325e-4 GPa)")
+    p.add_argument("--max-force", type=_non_negative, default=DEFAULT_MAX_FORCE, metavar="EV_PER_A",
+                   help="stop when a force exceeds this, eV/Å; 0: never (default: "
+                        f"{DEFAULT_MAX_FORCE:g})")
+    p.add_argument("--max-energy-change", type=_non_negative, default=DEFAULT_MAX_ENERGY_CHANGE,
+                   metavar="EV_PER_ATOM",
+                   help="nve: stop when the total energy moves this far from its start, "
+                        f"eV/atom; 0: never (default: {DEFAULT_MAX_ENERGY_CHANGE:g})")
     p.add_argument("--traj", default=None,
                    help="write frames here: .traj (ASE trajectory) or extxyz (.xyz/.extxyz)")
     p.add_argument("--thermo", default=None, metavar="FILE.csv",

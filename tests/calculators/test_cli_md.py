@@ -225,3 +225,28 @@ def test_predict_names_unknown_elements_by_symbol(files):
         tfpot.predict(model, molecule("SiH4"))
     assert str(err.value) == ("element(s) not in this model: Si (atom 0); the model knows H, C, N, "
                               "O, Cu: use a model trained on every element of the structure")
+
+
+def test_md_stops_a_run_that_leaves_physics(files, capsys):
+    # NVE at 4 fs with the stiff untrained model gains energy fast: the energy check stops it
+    # (one line, exit 1) and the stopping geometry is the last frame of --traj
+    traj = files / "runaway.traj"
+    args = ["md", str(files / "ethanol.xyz"), str(files / "stiff.pt"), "--timestep", "4",
+            "--temperature", "300", "--steps", "15", "-q"]
+    assert main(args + ["--traj", str(traj), "--log-every", "100"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    m = re.search(r"NVE total energy moved ([0-9.e+-]+) eV/atom from its start, above "
+                  r"--max-energy-change 0.05, at step (\d+)", err)
+    assert m and float(m.group(1)) > 0.05, err
+    frames = ase.io.read(traj, ":")
+    assert len(frames) == 2  # step 0, then the step it stopped at
+    # switched off, the same run goes on to its end
+    assert main(args + ["--max-energy-change", "0"]) == 0
+    capsys.readouterr()
+    # the force check, in any ensemble: this model's forces are ~0.1-1 eV/Å
+    assert main(["md", str(files / "ethanol.xyz"), str(files / "stiff.pt"), "--ensemble",
+                 "langevin", "--steps", "5", "--max-force", "0.01", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"force above --max-force 0.01 eV/Å at step 0 \(0.0000 ps\); largest force "
+                     r"[0-9.]+ eV/Å on atom \d+ \((C|O|H)\)", err), err
