@@ -17,15 +17,18 @@ training set (max |F| 5 -> 115 eV/Å within 8 steps, where GFN2-xTB gives 4.8) a
   0.5 fs run of a trained model stays within ~1 meV/atom over 10 ps; 0.05 eV/atom is the
   energy of ~200 K of heating.
 
-``None`` switches a check off.
+``None`` switches a check off. ``tfpot md`` runs it every step; in your own ASE dynamics,
+``RunawayGuard(atoms.get_chemical_symbols()).watch(dyn)`` does the same.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
+from ase import units
+from ase.md.md import MolecularDynamics
 
 from tfpot.errors import TfpotError
 
@@ -77,3 +80,19 @@ class RunawayGuard:
                     f"NVE total energy moved {change:.3g} eV/atom from its start, above "
                     f"--max-energy-change {self.max_energy_change:g}, {where}: {advice}; "
                     f"--max-energy-change 0 runs on")
+
+    def watch(self, dynamics: MolecularDynamics) -> None:
+        """Check every step of an ASE dynamics (an observer, attached now): its step count and
+        time, the forces of the step (cached: no extra evaluation) and its total energy
+        against the total energy when the dynamics first calls the observer."""
+        atoms = dynamics.atoms
+        initial: List[float] = []
+
+        def observe() -> None:
+            total = float(atoms.get_potential_energy() + atoms.get_kinetic_energy())
+            if not initial:
+                initial.append(total)
+            self.check(dynamics.nsteps, dynamics.nsteps * dynamics.dt / (1000.0 * units.fs),
+                       atoms.get_forces(), total, initial[0])
+
+        dynamics.attach(observe, interval=1)
