@@ -122,15 +122,13 @@ def tfpot_nve(model_file: str, start: Atoms, steps: int, dt_fs: float) -> Dict[s
     atoms.calc = TFPotCalculator(tfpot.load_model(model_file), device="cpu")
     dyn = VelocityVerlet(atoms, timestep=dt_fs * units.fs)
     etot, temp = [], []
-    guard = RunawayGuard(atoms.get_chemical_symbols())  # tfpot md's defaults
 
     def sample() -> None:
         etot.append(atoms.get_potential_energy() + atoms.get_kinetic_energy())
         temp.append(atoms.get_temperature())
-        guard.check(len(etot) - 1, (len(etot) - 1) * dt_fs / 1000.0, atoms.get_forces(),
-                    etot[-1], etot[0])
 
     dyn.attach(sample, interval=1)
+    RunawayGuard(atoms.get_chemical_symbols()).watch(dyn)  # tfpot md's defaults
     t0 = time.perf_counter()
     stopped = ""
     try:

@@ -272,12 +272,6 @@ def run_md(args: argparse.Namespace) -> int:
         epots.append(epot)
         if thermo is not None:
             thermo.write(step, times[-1], epot, ekin, temp)
-        try:
-            guard.check(step, times[-1], atoms.get_forces(), etot[-1], etot[0])
-        except MDRunawayError:
-            if writer is not None:  # the geometry it stopped at, for a look or for training
-                writer.write(atoms)
-            raise
         if step % args.log_every == 0:
             if writer is not None:
                 writer.write(atoms)
@@ -291,11 +285,14 @@ def run_md(args: argparse.Namespace) -> int:
         state["step"] += 1
 
     dyn.attach(observe, interval=1)
+    guard.watch(dyn)  # after observe: a stopped step is in the thermo log too
     t0 = time.perf_counter()
     try:
         dyn.run(args.steps)
     except MDRunawayError as e:
         bar.close()
+        if writer is not None:  # the geometry it stopped at, for a look or for training
+            writer.write(atoms)
         raise MDRunawayError(f"stopped: {e}") from None
     except ValueError as e:  # e.g. atoms overlapping during the run
         bar.close()
