@@ -4,8 +4,9 @@ A schedule or a stop that follows the clock makes two runs with the same config 
 (no clock ticks the same way twice) and a killed-and-resumed run differ from an uninterrupted
 one. So the clock is read once, when the budget is first seen, and never again:
 
-1. **Probe.** Time a few real optimiser steps on the first batches of the current epoch (data
-   loading included), one validation pass and the serialisation of a checkpoint (the end of
+1. **Probe.** Time real optimiser steps on the first batches of the current epoch (data
+   loading included; at least ``PROBE_STEPS``, and until they add up to ``PROBE_MIN_SECONDS``
+   or 1 % of the budget, or the epoch ends), one validation pass and the serialisation of a checkpoint (the end of
    every epoch); then restore every state those steps changed (weights, optimiser, EMA,
    schedule, random generators, metric sums, position), so the run continues exactly as it would
    have without the probe. The probe's seconds count against the budget.
@@ -44,6 +45,11 @@ _END = object()
 
 #: optimiser steps timed by the probe (the first one, warm-up, is run but not timed)
 PROBE_STEPS = 6
+#: ... and the probe keeps timing steps until they add up to this many seconds (or 1 % of the
+#: budget, if less; or the epoch's batches run out): six steps of ~50 ms catch one moment of a
+#: shared machine's load, and a plan from them was off by -30 % / +3 % in two runs started
+#: together (benchmarks/README.md, "EMT with tfpot 0.6")
+PROBE_MIN_SECONDS = 10.0
 
 
 def _now() -> float:
@@ -112,7 +118,8 @@ def plan_run(trainer: Any) -> int:
     ``trainer.speed``); the schedule and the log are told."""
     tc = trainer.cfg.training
     if tc.max_time is not None and trainer.speed is None:
-        trainer.speed = probe_speed(trainer)
+        trainer.speed = probe_speed(trainer, min_seconds=min(PROBE_MIN_SECONDS,
+                                                             0.01 * float(tc.max_time)))
     epochs = planned_epochs(tc.max_epochs, tc.max_time, trainer.speed)
     trainer.schedule.set_epochs(epochs)
     trainer.log(describe_plan(epochs, tc.max_epochs, tc.max_time, trainer.speed))
@@ -143,9 +150,12 @@ class Probeable(Protocol):
     def validate(self) -> Dict[str, float]: ...
 
 
-def probe_speed(trainer: Probeable, num_steps: int = PROBE_STEPS) -> SpeedRecord:
-    """Time ``num_steps`` (+1 warm-up) optimiser steps and one validation pass, then restore the
-    trainer's state exactly (see the module doc). Collective: every rank calls it; the slowest
+def probe_speed(trainer: Probeable, num_steps: int = PROBE_STEPS,
+                min_seconds: float = 0.0) -> SpeedRecord:
+    """Time ``num_steps`` (+1 warm-up) optimiser steps, more while the timed steps add up to
+    less than ``min_seconds`` (s) and the epoch has batches left, and one validation pass; then
+    restore the trainer's state exactly (see the module doc). Collective: every rank calls it and
+    runs the same steps (a rank still short of ``min_seconds`` keeps all going); the slowest
     rank's times are used, so that every rank plans the same run."""
     start = _now()
     at_seconds = trainer.elapsed
@@ -158,7 +168,7 @@ def probe_speed(trainer: Probeable, num_steps: int = PROBE_STEPS) -> SpeedRecord
         loader = sharded_loader(trainer.train_set, trainer.sampler, trainer.cfg.data.num_workers)
         step_times = []
         batches = iter(loader)
-        while len(step_times) <= num_steps:
+        while len(step_times) <= num_steps or trainer.ctx.any(sum(step_times[1:]) < min_seconds):
             t = _now()  # a step as the loop runs it: loading and collating the batch included
             batch = next(batches, _END)
             if batch is _END:

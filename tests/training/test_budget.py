@@ -117,6 +117,24 @@ def test_probe_runs_steps_and_restores_every_state(tiny_config, tmp_path):
     assert any(not torch.equal(before["model_state"][k], changed[k]) for k in changed)
 
 
+def test_probe_times_steps_until_min_seconds_or_the_epoch_ends(tiny_config, tmp_path,
+                                                               fake_clock):
+    # fake clock: every timed step 'takes' 0.125 s; the tiny set has 6 batches per epoch
+    trainer = _trainer(tiny_config, tmp_path)
+    steps = []
+    real_step = trainer.step
+    trainer.step = lambda batch: (steps.append(1), real_step(batch))
+    probe_speed(trainer, num_steps=1, min_seconds=0.5)
+    assert len(steps) == 5  # 1 warm-up + 4 timed steps: 0.5 s
+    steps.clear()
+    record = probe_speed(trainer, num_steps=1, min_seconds=1e6)
+    assert len(steps) == trainer.steps_per_epoch == 6  # no batches left: the probe stops there
+    assert record.seconds_per_step == 0.125
+    steps.clear()
+    probe_speed(trainer, num_steps=2, min_seconds=0.0)
+    assert len(steps) == 3  # no minimum: num_steps as before
+
+
 def test_budgeted_run_equals_run_of_the_planned_epochs(tiny_config, tmp_path):
     # the real clock: whatever the plan, the run equals max_epochs = plan without a budget
     budgeted = train_from_config(tiny_config(output_dir=str(tmp_path / "budget"),
