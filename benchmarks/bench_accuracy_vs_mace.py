@@ -304,7 +304,8 @@ def tfpot_job(args) -> dict:
                                   **json.loads(args.tfpot_hyper))
         model = fit(model, train, val, epochs=10 ** 6, batch_size=4, lr=args.tfpot_lr,
                     energy_weight=1.0, forces_weight=100.0, seed=args.seed,
-                    weight_decay=args.tfpot_weight_decay, max_time=args.budget_min * 60.0,
+                    weight_decay=args.tfpot_weight_decay, amsgrad=args.tfpot_amsgrad,
+                    max_time=args.budget_min * 60.0,
                     out_dir=out, ema_decay=0.99, schedule=args.tfpot_schedule, callbacks=[on_step])
     wall = time.perf_counter() - first.get("wall", time.perf_counter())
     cpu = time.process_time() - first.get("cpu", time.process_time())
@@ -330,7 +331,7 @@ def tfpot_result(args, out: Path, model, wall: float, cpu: float) -> dict:
         except (ValueError, AttributeError):
             pass
     fit_args = {"preset": args.tfpot_preset, "schedule": args.tfpot_schedule, "lr": args.tfpot_lr,
-                "weight_decay": args.tfpot_weight_decay}
+                "weight_decay": args.tfpot_weight_decay, "amsgrad": args.tfpot_amsgrad}
     res = {"impl": "tfpot", **({} if args.tfpot_recipe else fit_args),
            "hyper": json.loads(args.tfpot_hyper or "{}"),
            "dtype": args.tfpot_dtype, "recipe": args.tfpot_recipe, "recipe_set": args.tfpot_set,
@@ -547,6 +548,8 @@ def main() -> None:
     p.add_argument("--tfpot-weight-decay", type=float, default=0.01,
                    help="decoupled (AdamW) weight decay of the tfpot run without a recipe "
                         "(default 0.01, the budget recipe's)")
+    p.add_argument("--tfpot-amsgrad", action="store_true",
+                   help="the AMSGrad variant of AdamW (MACE's --amsgrad) in the run without a recipe")
     p.add_argument("--tfpot-hyper", default=None,
                    help='model hyperparameters over the preset (or recipe), as JSON, e.g. '
                         '\'{"num_basis": 16}\' (default: aspirin TFPOT_BUDGET_HYPER, emt none)')

@@ -28,7 +28,8 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
         forces_weight: float = 10.0, stress_weight: float = 0.0, seed: int = 0,
         max_time: Optional[float] = None, out_dir: Optional[Union[str, Path]] = None,
         ema_decay: Optional[float] = 0.99, e0: Union[str, Mapping[str, float]] = "least_squares",
-        schedule: str = "plateau", weight_decay: float = 0.0, grad_clip: Optional[float] = 10.0,
+        schedule: str = "plateau", weight_decay: float = 0.0, amsgrad: bool = False,
+        grad_clip: Optional[float] = 10.0,
         resume: bool = False, verbose: bool = False, progress_bar: bool = False,
         callbacks: Sequence[Callback] = ()) -> EnergyModel:
     """Fit ``model`` to labelled ASE structures; returns it with the EMA weights, in eval mode.
@@ -47,6 +48,8 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
         schedule: ``plateau``, ``constant`` or ``cosine``; ``max_time`` (s) fixes the number of
             epochs once, from the measured speed (:mod:`tfpot.training.budget`), and the cosine
             reaches its floor (1e-6) at the end of them, so a budgeted run ends annealed.
+        weight_decay, amsgrad: AdamW's decoupled weight decay and its AMSGrad variant
+            (``optimizer.weight_decay``, ``optimizer.amsgrad``).
         out_dir: if given, checkpoints, models and logs are written there (as ``tfpot train``).
         resume: continue from ``out_dir/checkpoint.pt``.
 
@@ -62,7 +65,7 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
                              e0=e0 if isinstance(e0, str) else dict(e0)),
         loss=LossConfig(energy_weight=energy_weight, forces_weight=forces_weight,
                         stress_weight=stress_weight),
-        optimizer=OptimizerConfig(lr=lr, weight_decay=weight_decay),
+        optimizer=OptimizerConfig(lr=lr, weight_decay=weight_decay, amsgrad=amsgrad),
         schedule=ScheduleConfig(type=schedule),
         training=TrainingConfig(max_epochs=epochs, max_time=max_time, batch_size=batch_size,
                                 ema_decay=ema_decay, grad_clip=grad_clip),

@@ -176,6 +176,24 @@ def test_fit_api_float32(tmp_path):
     assert force_mae(fitted) < 0.8 * before
 
 
+
+def test_fit_passes_weight_decay_and_amsgrad_to_the_optimiser():
+    from tfpot.data import demo_dataset_path, read_structures
+
+    atoms = read_structures(demo_dataset_path(), indices=list(range(0, 80, 10)))
+    model = tfpot.build_model(["H", "C", "O"], cutoff=4.0, preset="small", dtype="float32",
+                              hidden=16, num_layers=1, reps="16x0+4x1+2x2")
+    seen = []
+
+    def record(trainer):
+        group = trainer.optimizer.param_groups[0]
+        seen.append((group["weight_decay"], group["amsgrad"],
+                     "max_exp_avg_sq" in trainer.optimizer.state[group["params"][0]]))
+
+    fit(model, atoms, epochs=1, batch_size=4, lr=1e-3, weight_decay=0.02, amsgrad=True,
+        callbacks=[record])
+    assert seen and all(s == (0.02, True, True) for s in seen)
+
 def test_max_time_fixes_the_run_length_and_saves(tiny_config):
     out = train_from_config(tiny_config(training={"max_epochs": 50, "max_time": 1.0}), verbose=False)
     summary = json.loads((out / "summary.json").read_text())
