@@ -9,9 +9,10 @@ step's loss with a running geometric mean of the accepted steps' losses::
     skip if  log(loss) > m + log(factor),    m <- decay m + (1 - decay) log(loss)  (accepted steps)
 
 after ``warmup`` accepted steps. A skipped step leaves weights, optimiser and EMA as they were
-(the schedule still advances, so the run keeps its planned length) and is logged. ``patience``
-skips in a row mean the weights themselves are bad, not a batch: the run stops with
-:class:`LossSpikeError`, keeping its checkpoint and best model. Nothing reads the clock: the
+(the schedule still advances, so the run keeps its planned length) and is logged. Two skips in a
+row mean the weights, not a batch, are bad: the step before them is undone (:mod:`.rollback`).
+``patience`` skips in a row even so: the run stops with :class:`LossSpikeError`, keeping its
+checkpoint and best model. Nothing reads the clock: the
 same config and seed skip the same steps, and the state is part of the checkpoint.
 """
 

@@ -5,12 +5,15 @@ import math
 
 import ase.io
 import pytest
+import torch
 import yaml
 
 from tfpot.cli import main
 from tfpot.data import read_structures
 from tfpot.data.demo import demo_dataset_path
 from tfpot.training import train_from_config
+from tfpot.training.ema import ExponentialMovingAverage
+from tfpot.training.rollback import LastStepUndo
 from tfpot.training.spikes import LossSpikeError, LossSpikeGuard
 
 SPIKE_FRAME = 5
@@ -92,3 +95,70 @@ def test_patience_spikes_stop_tfpot_train_with_one_line_and_exit_1(spiking_confi
         "tfpot train: error: training diverged: 1 optimiser steps in a row had a loss above 100x")
     assert (tmp_path / "run" / "checkpoint.pt").exists()
     assert not (tmp_path / "run" / "final_model.pt").exists()
+
+
+def _state(trainer):
+    """Weights, optimiser state tensors and EMA shadow of a trainer, copied."""
+    opt = trainer.optimizer
+    tensors = [p.detach().clone() for p in trainer.optimiser_step.params]
+    for p in trainer.optimiser_step.params:
+        tensors += [v.clone() for _, v in sorted(opt.state[p].items()) if torch.is_tensor(v)]
+    return tensors + [s.clone() for s in trainer.ema.shadow], trainer.ema.num_updates
+
+
+def test_two_spikes_in_a_row_undo_the_step_that_damaged_the_weights(tiny_config, tmp_path):
+    # After step 30 (past the warm-up) the weights are "damaged": scaled by 30, as a step into a
+    # region of huge losses would leave them. Steps 31 and 32 spike; at 32 the guard restores
+    # the weights, optimiser state and EMA from before step 30 exactly, and the run goes on.
+    seen = {}
+
+    def damage(trainer):
+        if trainer.global_step == 29:
+            seen["before"] = _state(trainer)
+        if trainer.global_step == 30:
+            with torch.no_grad():
+                for p in trainer.optimiser_step.params:
+                    p.mul_(30.0)
+        if trainer.global_step == 32:
+            seen["after"] = _state(trainer)
+
+    cfg = tiny_config(training={"batch_size": 1, "max_epochs": 2, "checkpoint_every": 0})
+    train_from_config(cfg, callbacks=[damage], verbose=False)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "step 31 (epoch 2, batch 7): loss" in log and "(loss spike 1)" in log, log
+    undo = [line for line in log.splitlines() if "two in a row" in line]
+    assert len(undo) == 1 and undo[0].startswith("step 32 (epoch 2, batch 8)"), log
+    before, after = seen["before"], seen["after"]
+    assert after[1] == before[1]  # EMA update count
+    assert len(after[0]) == len(before[0])
+    assert all(torch.equal(a, b) for a, b in zip(after[0], before[0]))  # exact (tolerance 0)
+    assert "spike" not in log.split(undo[0])[1]  # the restored weights train normally
+    assert (tmp_path / "run" / "final_model.pt").exists()
+
+
+def test_the_undo_state_round_trips_through_a_checkpoint():
+    model = torch.nn.Linear(3, 2)
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=0.1, amsgrad=True)
+    ema = ExponentialMovingAverage(model, 0.9)
+
+    def step():
+        opt.zero_grad()
+        model(torch.ones(4, 3)).pow(2).sum().backward()
+        opt.step()
+        ema.update()
+
+    step()
+    undo = LastStepUndo(params, opt, ema)
+    undo.record()
+    before = [t.clone() for t in params] + [opt.state[params[0]]["max_exp_avg_sq"].clone()]
+    step()
+    saved = undo.state_dict()
+    other = LastStepUndo(params, opt, ema)
+    other.load_state_dict(saved)
+    assert other.restore() and not other.restore()  # once
+    after = [t.clone() for t in params] + [opt.state[params[0]]["max_exp_avg_sq"].clone()]
+    assert all(torch.equal(a, b) for a, b in zip(after, before))
+    assert ema.num_updates == 1
+    undo.available = False
+    assert undo.state_dict() is None
