@@ -6,7 +6,7 @@
 
 with the guard (:mod:`.guard`) between the gradient and the update: a non-finite loss or
 gradient on any rank leaves the weights as they were; so does a loss spike (:mod:`.spikes`), and
-a second spike in a row also undoes the last applied step (:mod:`.rollback`).
+a second spike in a row also undoes the last few applied steps (:mod:`.rollback`).
 :class:`OptimiserStep` owns what a step changes: optimiser, schedule, EMA and the running
 training-error sums.
 """
@@ -24,7 +24,7 @@ from tfpot.training.ema import ExponentialMovingAverage
 from tfpot.training.guard import step_is_finite
 from tfpot.training.losses import Targets, WeightedLoss, errors
 from tfpot.training.metrics import MetricAccumulator, predict_batch
-from tfpot.training.rollback import LastStepUndo
+from tfpot.training.rollback import RecentStepsUndo
 from tfpot.training.schedules import LRSchedule
 from tfpot.training.spikes import LossSpikeGuard
 
@@ -62,8 +62,8 @@ class OptimiserStep:
         factor = cfg.training.loss_spike_factor
         self.spike_guard = (LossSpikeGuard(factor, cfg.training.loss_spike_patience)
                             if factor is not None else None)
-        #: the state before the last applied step, restored at a second spike in a row
-        self.undo = LastStepUndo(self.params, self.optimizer, self.ema) if factor is not None \
+        #: the state before one of the last 10 applied steps, restored at a second spike in a row
+        self.undo = RecentStepsUndo(self.params, self.optimizer, self.ema) if factor is not None \
             else None
         #: what the last step skipped, for the log ("" if it was applied)
         self.skip_message = ""
@@ -99,11 +99,12 @@ class OptimiserStep:
                 self.skip_message = (f"loss {value:.4g} is {self.spike_guard.ratio(value):.3g}x "
                                      f"the running mean: step not applied (loss spike "
                                      f"{self.spike_guard.skipped})")
-                if self.spike_guard.in_a_row == 2 and self.undo is not None \
-                        and self.undo.restore():
-                    self.skip_message += ("; two in a row: the last applied step damaged the "
-                                          "weights, so weights, optimiser state and EMA are "
-                                          "back to before it")
+                undone = (self.undo.restore() if self.spike_guard.in_a_row == 2
+                          and self.undo is not None else 0)
+                if undone:
+                    self.skip_message += (f"; two in a row: a step before them damaged the "
+                                          f"weights, so weights, optimiser state and EMA are "
+                                          f"back to {undone} applied step(s) before")
                 self.schedule.step_batch()
                 return None
         if err is not None:
@@ -136,7 +137,7 @@ class OptimiserStep:
         if self.spike_guard is not None:
             state["spike_guard"] = self.spike_guard.state_dict()
         if self.undo is not None:
-            state["undo_last_step"] = self.undo.state_dict()
+            state["undo_recent_steps"] = self.undo.state_dict()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -145,8 +146,8 @@ class OptimiserStep:
         self.ema.load_state_dict(state["ema"])
         if self.spike_guard is not None and "spike_guard" in state:  # (none before tfpot 0.6)
             self.spike_guard.load_state_dict(state["spike_guard"])
-        if self.undo is not None:  # (none before tfpot 0.7)
-            self.undo.load_state_dict(state.get("undo_last_step"))
+        if self.undo is not None and state.get("undo_recent_steps") is not None:  # (tfpot >= 0.7)
+            self.undo.load_state_dict(state["undo_recent_steps"])
         if self.ctx.is_main:  # rank 0 holds the sums of all ranks
             self.train_acc.load_state(state["train_sums"])
         else:

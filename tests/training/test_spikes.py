@@ -13,7 +13,7 @@ from tfpot.data import read_structures
 from tfpot.data.demo import demo_dataset_path
 from tfpot.training import train_from_config
 from tfpot.training.ema import ExponentialMovingAverage
-from tfpot.training.rollback import LastStepUndo
+from tfpot.training.rollback import RecentStepsUndo
 from tfpot.training.spikes import LossSpikeError, LossSpikeGuard
 
 SPIKE_FRAME = 5
@@ -106,15 +106,16 @@ def _state(trainer):
     return tensors + [s.clone() for s in trainer.ema.shadow], trainer.ema.num_updates
 
 
-def test_two_spikes_in_a_row_undo_the_step_that_damaged_the_weights(tiny_config, tmp_path):
+def test_two_spikes_in_a_row_undo_the_steps_back_to_the_last_copy(tiny_config, tmp_path):
     # After step 30 (past the warm-up) the weights are "damaged": scaled by 30, as a step into a
     # region of huge losses would leave them. Steps 31 and 32 spike; at 32 the guard restores
-    # the weights, optimiser state and EMA from before step 30 exactly, and the run goes on.
+    # the weights, optimiser state and EMA copied before step 21 (a copy before every 10th
+    # applied step: 1, 11, 21, ...) exactly, and the run goes on from there.
     seen = {}
 
     def damage(trainer):
-        if trainer.global_step == 29:
-            seen["before"] = _state(trainer)
+        if trainer.global_step == 20:
+            seen["copied"] = _state(trainer)
         if trainer.global_step == 30:
             with torch.no_grad():
                 for p in trainer.optimiser_step.params:
@@ -128,10 +129,11 @@ def test_two_spikes_in_a_row_undo_the_step_that_damaged_the_weights(tiny_config,
     assert "step 31 (epoch 2, batch 7): loss" in log and "(loss spike 1)" in log, log
     undo = [line for line in log.splitlines() if "two in a row" in line]
     assert len(undo) == 1 and undo[0].startswith("step 32 (epoch 2, batch 8)"), log
-    before, after = seen["before"], seen["after"]
-    assert after[1] == before[1]  # EMA update count
-    assert len(after[0]) == len(before[0])
-    assert all(torch.equal(a, b) for a, b in zip(after[0], before[0]))  # exact (tolerance 0)
+    assert undo[0].endswith("back to 10 applied step(s) before"), undo[0]
+    copied, after = seen["copied"], seen["after"]
+    assert after[1] == copied[1]  # EMA update count
+    assert len(after[0]) == len(copied[0])
+    assert all(torch.equal(a, b) for a, b in zip(after[0], copied[0]))  # exact (tolerance 0)
     assert "spike" not in log.split(undo[0])[1]  # the restored weights train normally
     assert (tmp_path / "run" / "final_model.pt").exists()
 
@@ -142,23 +144,25 @@ def test_the_undo_state_round_trips_through_a_checkpoint():
     opt = torch.optim.AdamW(params, lr=0.1, amsgrad=True)
     ema = ExponentialMovingAverage(model, 0.9)
 
-    def step():
+    def step(undo):
         opt.zero_grad()
         model(torch.ones(4, 3)).pow(2).sum().backward()
+        undo.record()
         opt.step()
         ema.update()
 
-    step()
-    undo = LastStepUndo(params, opt, ema)
-    undo.record()
-    before = [t.clone() for t in params] + [opt.state[params[0]]["max_exp_avg_sq"].clone()]
-    step()
+    undo = RecentStepsUndo(params, opt, ema, every=3)
+    for _ in range(3):  # a copy before applied step 1
+        step(undo)
+    after_three = [t.clone() for t in params] + [opt.state[params[0]]["max_exp_avg_sq"].clone()]
+    for _ in range(3):  # a copy before step 4 (the state after step 3), none before 5 and 6
+        step(undo)
     saved = undo.state_dict()
-    other = LastStepUndo(params, opt, ema)
+    assert saved["applied"] == 6 and saved["copied_at"] == 3 and saved["copy"] is not None
+    other = RecentStepsUndo(params, opt, ema, every=3)
     other.load_state_dict(saved)
-    assert other.restore() and not other.restore()  # once
-    after = [t.clone() for t in params] + [opt.state[params[0]]["max_exp_avg_sq"].clone()]
-    assert all(torch.equal(a, b) for a, b in zip(after, before))
-    assert ema.num_updates == 1
-    undo.available = False
-    assert undo.state_dict() is None
+    assert other.restore() == 3 and other.restore() == 0  # steps 4-6 undone, once
+    assert ema.num_updates == 3 and other.applied == 3
+    now = [t.clone() for t in params] + [opt.state[params[0]]["max_exp_avg_sq"].clone()]
+    assert all(torch.equal(a, b) for a, b in zip(now, after_three))  # exact (tolerance 0)
+    assert other.state_dict()["copy"] is None
