@@ -549,7 +549,8 @@ def main() -> None:
                    help="decoupled (AdamW) weight decay of the tfpot run without a recipe "
                         "(default 0.01, the budget recipe's)")
     p.add_argument("--tfpot-amsgrad", action="store_true",
-                   help="the AMSGrad variant of AdamW (MACE's --amsgrad) in the run without a recipe")
+                   help="the AMSGrad variant of AdamW (MACE's --amsgrad) in the run without a "
+                        "recipe")
     p.add_argument("--tfpot-hyper", default=None,
                    help='model hyperparameters over the preset (or recipe), as JSON, e.g. '
                         '\'{"num_basis": 16}\' (default: aspirin TFPOT_BUDGET_HYPER, emt none)')

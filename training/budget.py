@@ -7,8 +7,8 @@ one. So the clock is read once, when the budget is first seen, and never again:
 1. **Probe.** Time real optimiser steps on the first batches of the current epoch (data
    loading included; at least ``PROBE_STEPS``, and until they add up to ``PROBE_MIN_SECONDS``
    or 1 % of the budget, or the epoch ends), one validation pass and the serialisation of a
-   checkpoint (the end of every epoch); then restore every state those steps changed (weights, optimiser, EMA,
-   schedule, random generators, metric sums, position), so the run continues exactly as it would
+   checkpoint (the end of every epoch); then restore every state those steps changed (weights,
+   optimiser, EMA, schedule, random generators, metric sums, position), so the run continues exactly as it would
    have without the probe. The probe's seconds count against the budget.
 2. **Plan.** With ``t_epoch = steps_per_epoch * t_step + t_val`` (seconds), the run length is
 

@@ -88,16 +88,12 @@ class RecentStepsUndo:
     @torch.no_grad()
     def restore(self) -> int:
         """Put the copied state back (once); returns how many applied steps that undid (0:
-        none, there being no copy: before the first applied step, or already restored)."""
+        none: no copy yet, already restored, or copied before the optimiser's first step)."""
         if not self.available:
             return 0
         signature, tensors = self._live()
-        if signature != self._signature:  # optimiser state created since (the first step)
-            for p in self.params:
-                self.optimizer.state.pop(p, None)
-            signature, tensors = self._live()
-        if signature != self._signature:
-            return 0
+        if signature != self._signature:  # copied before the optimiser had any state (step 1;
+            return 0                      # the spike guard's warm-up never reaches back there)
         torch._foreach_copy_(tensors, self._buffers)
         self.ema.num_updates = self._ema_updates
         self.available = False

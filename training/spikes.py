@@ -10,10 +10,10 @@ step's loss with a running geometric mean of the accepted steps' losses::
 
 after ``warmup`` accepted steps. A skipped step leaves weights, optimiser and EMA as they were
 (the schedule still advances, so the run keeps its planned length) and is logged. Two skips in a
-row mean the weights, not a batch, are bad: the step before them is undone (:mod:`.rollback`).
-``patience`` skips in a row even so: the run stops with :class:`LossSpikeError`, keeping its
-checkpoint and best model. Nothing reads the clock: the
-same config and seed skip the same steps, and the state is part of the checkpoint.
+row mean the weights, not a batch, are bad: the last 1-10 applied steps are undone
+(:mod:`.rollback`). ``patience`` skips in a row even so: the run stops with
+:class:`LossSpikeError`, keeping its checkpoint and best model. Nothing reads the clock: the same
+config and seed skip the same steps, and the state is part of the checkpoint.
 """
 
 from __future__ import annotations
