@@ -5,7 +5,7 @@ import pytest
 import torch
 from ase.build import molecule
 
-from tfpot.frames import smoothstep_c2
+from tfpot.frames import rotated_frames, smoothstep_c2
 from tfpot.graph import atoms_to_graph
 from tfpot.diagnostics import local_frames
 from tfpot.testing import random_orthogonal, transform_atoms
@@ -60,3 +60,77 @@ def test_smoothstep_is_c2():
     (d1,) = torch.autograd.grad(y.sum(), t, create_graph=True)
     (d2,) = torch.autograd.grad(d1.sum(), t)
     assert y.tolist() == [0.0, 1.0] and d1.abs().max() == 0 and d2.abs().max() < 1e-12
+
+
+def test_rotation_noise_turns_each_frame_in_training_mode_only_float64():
+    # Training-time frame noise (training.frame_noise): every frame turned by its own rotation of
+    # angle ~ sigma; gates unchanged; evaluation mode and the block's end leave frames as they are.
+    model = make_model()
+    atoms = ethanol()
+    clean, gate = local_frames(model, atoms)
+    sigma = 0.1
+    model.train()
+    with rotated_frames(model, sigma):
+        torch.manual_seed(0)
+        noisy, gate_noisy = local_frames(model, atoms)
+        torch.manual_seed(0)
+        again, _ = local_frames(model, atoms)
+        model.eval()
+        eval_frames, _ = local_frames(model, atoms)
+        model.train()
+    assert torch.equal(gate_noisy, gate)
+    assert torch.equal(noisy, again)  # drawn from torch's generator: seeded runs repeat
+    assert torch.equal(eval_frames, clean)
+    open_ = gate > 0
+    R = noisy[open_] @ clean[open_].transpose(1, 2)  # the rotation applied to each frame
+    eye = torch.eye(3, dtype=R.dtype).expand_as(R)
+    assert torch.allclose(R @ R.transpose(1, 2), eye, atol=1e-12)
+    assert torch.allclose(torch.linalg.det(R), torch.ones(R.shape[0], dtype=R.dtype), atol=1e-12)
+    angle = torch.arccos(((R.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1))
+    # |w| of w ~ N(0, sigma^2 I): mean 1.6 sigma; every angle well inside (0, 6 sigma)
+    assert bool((angle > 1e-4).all()) and bool((angle < 6 * sigma).all())
+    assert 0.8 * sigma < float(angle.mean()) < 2.4 * sigma
+    assert model.frames.rotation_noise == 0.0  # restored at the block's end
+    model.eval()
+    assert torch.equal(local_frames(model, atoms)[0], clean)
+
+
+def test_forces_with_rotated_frames_are_the_energy_gradient_float64():
+    # With the rotations of a pass fixed (same seed), F = -dE/dx by central differences
+    # (float64, h = 1e-5 Å, abs 1e-9 eV/Å; the untrained model's forces are 1e-6 to 1e-3): the noise does not break
+    # energy-force consistency.
+    model = make_model()
+    atoms = ethanol()
+    graph = atoms_to_graph(atoms, model.cutoff)
+    model.train()
+
+    def energy_and_forces(pos):
+        torch.manual_seed(7)
+        out = model({**graph, "pos": pos}, compute_forces=True)
+        return float(out["energy"].detach().sum()), out["forces"].detach()
+
+    with rotated_frames(model, 0.2):
+        pos = graph["pos"].clone()
+        _, forces = energy_and_forces(pos)
+        h = 1e-5
+        for i, k in ((0, 0), (3, 2), (7, 1)):
+            plus, minus = pos.clone(), pos.clone()
+            plus[i, k] += h
+            minus[i, k] -= h
+            fd = -(energy_and_forces(plus)[0] - energy_and_forces(minus)[0]) / (2 * h)
+            assert abs(fd - float(forces[i, k])) < 1e-9, (i, k, fd, float(forces[i, k]))
+    model.eval()
+    clean_forces = model(graph, compute_forces=True)["forces"].detach()
+    # the noise changes the forces (by ~4 % of their norm at sigma = 0.2 here)
+    assert float((forces - clean_forces).norm()) > 0.01 * float(clean_forces.norm())
+
+
+def test_rotated_frames_rejects_negative_noise_and_models_without_frames():
+    with pytest.raises(ValueError, match="must be >= 0"):
+        with rotated_frames(make_model(), -0.1):
+            pass
+    with pytest.raises(ValueError, match="needs a model with local frames"):
+        with rotated_frames(torch.nn.Linear(3, 3), 0.1):
+            pass
+    with rotated_frames(torch.nn.Linear(3, 3), 0.0):  # off: nothing to turn, nothing to check
+        pass

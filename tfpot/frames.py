@@ -26,7 +26,8 @@ the frame path) stays moderate: about 1.9 |d|v1 x v2|/dx| / (a_hi - a_lo).
 
 from __future__ import annotations
 
-from typing import Tuple
+from contextlib import contextmanager
+from typing import Iterator, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -72,6 +73,9 @@ class LocalFrames(nn.Module):
         self.a_lo = a_lo
         self.a_hi = a_hi
         self.eps = float(eps)
+        #: training only: std (rad) of a random rotation of every frame in each forward pass
+        #: in training mode (:func:`rotated_frames`); 0: the frames as they are
+        self.rotation_noise = 0.0
         self.embed = nn.Embedding(num_species, embed_dim)
         # No bias on the last layer: a shared constant would add the same common mode
         # sum_j u r_ij/|r_ij| to both vectors and make them nearly parallel. Weights start spread
@@ -98,6 +102,16 @@ class LocalFrames(nn.Module):
 
     def forward(self, species: Tensor, rbf: Tensor, env: Tensor, unit: Tensor, centre: Tensor,
                 neighbour: Tensor) -> Tuple[Tensor, Tensor]:
+        frames, gate = self.frames_and_gates(species, rbf, env, unit, centre, neighbour)
+        if self.training and self.rotation_noise > 0.0:
+            rotations = random_rotations(frames.shape[0], self.rotation_noise, frames.dtype,
+                                         frames.device)
+            frames = torch.bmm(rotations, frames)
+        return frames, gate
+
+    def frames_and_gates(self, species: Tensor, rbf: Tensor, env: Tensor, unit: Tensor,
+                         centre: Tensor, neighbour: Tensor) -> Tuple[Tensor, Tensor]:
+        """The frames and gates of the environment, never rotated (shapes as the class)."""
         n = species.shape[0]
         w = torch.tanh(self.weight_logits(species, rbf, centre, neighbour))  # (E, 3)
         we = w * env.unsqueeze(-1)
@@ -127,3 +141,41 @@ class LocalFrames(nn.Module):
 
     def extra_repr(self) -> str:
         return f"gate_range=({self.a_lo}, {self.a_hi}), SO(3) Gram-Schmidt frames"
+
+
+def random_rotations(n: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``n`` rotations ``exp([w]_x)`` with rotation vectors ``w ~ N(0, sigma^2 I)`` (rad), from
+    torch's global generator (seeded runs repeat them). Shape (n, 3, 3)."""
+    w = torch.randn(n, 3, dtype=dtype, device=device) * sigma
+    zero = torch.zeros_like(w[:, 0])
+    skew = torch.stack([torch.stack([zero, -w[:, 2], w[:, 1]], dim=-1),
+                        torch.stack([w[:, 2], zero, -w[:, 0]], dim=-1),
+                        torch.stack([-w[:, 1], w[:, 0], zero], dim=-1)], dim=1)
+    return torch.linalg.matrix_exp(skew)
+
+
+@contextmanager
+def rotated_frames(model: nn.Module, sigma: float) -> Iterator[None]:
+    """Within the block, every local frame of ``model`` is turned by its own random rotation
+    (angle ~ ``sigma`` rad, :func:`random_rotations`) in each forward pass made in training mode:
+    a regulariser that keeps the networks reading local coordinates from depending on the exact
+    orientation of a frame. The energy stays a function of the positions and of rotations drawn
+    once per pass, so forces are still its exact derivatives; evaluation mode is unaffected.
+
+    Raises:
+        ValueError: ``sigma`` is negative, or positive for a model without local frames.
+    """
+    if sigma < 0:
+        raise ValueError(f"frame rotation noise must be >= 0 rad (got {sigma})")
+    modules = [m for m in model.modules() if isinstance(m, LocalFrames)]
+    if sigma > 0 and not modules:
+        raise ValueError(f"frame rotation noise {sigma} rad needs a model with local frames "
+                         f"({type(model).__name__} has none)")
+    before = [m.rotation_noise for m in modules]
+    for m in modules:
+        m.rotation_noise = float(sigma)
+    try:
+        yield
+    finally:
+        for m, value in zip(modules, before):
+            m.rotation_noise = value

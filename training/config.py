@@ -217,6 +217,10 @@ class TrainingConfig:
                                           "validation and the saved models); null: off",
                                     min=0, max=1)
     grad_clip: Optional[float] = _f(10.0, "clip the gradient norm to this; null: off", gt=0)
+    frame_noise: float = _f(0.0, "std (rad) of a random rotation of every atom's local frame in "
+                                 "each training step, a regulariser (validation, saved models "
+                                 "and inference use the frames as they are); 0: off", min=0,
+                            max=1)
     loss_spike_factor: Optional[float] = _f(100.0, "skip (do not apply) a step whose loss is "
                                                    "above this many times the running geometric "
                                                    "mean of the steps before; null: off", gt=1)

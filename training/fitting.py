@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Union
 
+import torch
+
 from tfpot.atomic_io import remove_stale_temp_files
 from tfpot.data.check import DataCheck
 from tfpot.inference import model_dtype
@@ -29,7 +31,7 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
         max_time: Optional[float] = None, out_dir: Optional[Union[str, Path]] = None,
         ema_decay: Optional[float] = 0.99, e0: Union[str, Mapping[str, float]] = "least_squares",
         schedule: str = "plateau", weight_decay: float = 0.0, amsgrad: bool = False,
-        grad_clip: Optional[float] = 10.0,
+        grad_clip: Optional[float] = 10.0, frame_noise: float = 0.0,
         resume: bool = False, verbose: bool = False, progress_bar: bool = False,
         callbacks: Sequence[Callback] = ()) -> EnergyModel:
     """Fit ``model`` to labelled ASE structures; returns it with the EMA weights, in eval mode.
@@ -50,6 +52,9 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
             reaches its floor (1e-6) at the end of them, so a budgeted run ends annealed.
         weight_decay, amsgrad: AdamW's decoupled weight decay and its AMSGrad variant
             (``optimizer.weight_decay``, ``optimizer.amsgrad``).
+        frame_noise: std (rad) of a random rotation of every local frame in each training step
+            (``training.frame_noise``; :func:`tfpot.frames.rotated_frames`); 0: off. The
+            rotations come from torch's global generator, which ``fit`` seeds with ``seed``.
         out_dir: if given, checkpoints, models and logs are written there (as ``tfpot train``).
         resume: continue from ``out_dir/checkpoint.pt``.
 
@@ -68,7 +73,8 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
         optimizer=OptimizerConfig(lr=lr, weight_decay=weight_decay, amsgrad=amsgrad),
         schedule=ScheduleConfig(type=schedule),
         training=TrainingConfig(max_epochs=epochs, max_time=max_time, batch_size=batch_size,
-                                ema_decay=ema_decay, grad_clip=grad_clip),
+                                ema_decay=ema_decay, grad_clip=grad_clip,
+                                frame_noise=frame_noise),
         logging=LoggingConfig(progress_bar=progress_bar,
                               tensorboard=False if out_dir is None else "auto")), "fit()")
     check = DataCheck(min_distance=cfg.data.min_distance, species=model.species,
@@ -85,6 +91,9 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
     if state is None:
         stats = training_statistics(train, model.species, cfg.model.e0, seed=seed)
         apply_statistics(model, stats)
+    # torch's generator draws the frame noise: seeded here, as ``tfpot train`` seeds it, so the
+    # same settings and seed repeat a run (a resume restores the generator from the checkpoint)
+    torch.manual_seed(seed)
     trainer = Trainer(model, cfg, train, val, out_dir, callbacks=callbacks, verbose=verbose)
     trainer.run(state)
     trainer.ema.copy_to()

@@ -42,8 +42,12 @@ def checkpoint_to_resume(out_dir: Union[str, Path], resume: bool,
 
 def check_resume_config(old: Mapping[str, Any], new: Mapping[str, Any], path: Path) -> None:
     """Refuse a resume whose config ``new`` differs from the checkpoint's ``old`` in any key
-    but :data:`RESUMABLE_KEYS`; the message lists the changes."""
+    but :data:`RESUMABLE_KEYS`; the message lists the changes. A key that ``old`` lacks (added by
+    a later tfpot, e.g. ``training.frame_noise`` in 0.8) counts as its default, which is what
+    the older version did."""
+    defaults = _flat(TrainConfig().to_dict())
     a, b = _flat(old), _flat(new)
+    a = {**{k: v for k, v in defaults.items() if k not in a}, **a}
     changed = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
                and not any(k == r or (r.endswith(".") and k.startswith(r)) for r in RESUMABLE_KEYS)]
     if changed:

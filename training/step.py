@@ -18,6 +18,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 import torch
 from torch import Tensor
 
+from tfpot.frames import rotated_frames
 from tfpot.training.config import TrainConfig
 from tfpot.training.distributed import DistContext, all_reduce_gradients
 from tfpot.training.ema import ExponentialMovingAverage
@@ -59,6 +60,7 @@ class OptimiserStep:
         self.ema = ExponentialMovingAverage(model, cfg.training.ema_decay)
         self.train_acc = MetricAccumulator(ctx.device)
         self.grad_clip = cfg.training.grad_clip
+        self.frame_noise = cfg.training.frame_noise
         factor = cfg.training.loss_spike_factor
         self.spike_guard = (LossSpikeGuard(factor, cfg.training.loss_spike_patience)
                             if factor is not None else None)
@@ -83,7 +85,8 @@ class OptimiserStep:
             counts = torch.zeros(3, dtype=torch.float64, device=ctx.device)
         ctx.all_reduce_(counts)
         if batch is not None:
-            out = predict_batch(model, batch, self.compute_forces, self.compute_stress)
+            with rotated_frames(model, self.frame_noise):
+                out = predict_batch(model, batch, self.compute_forces, self.compute_stress)
             err = errors(out, t, self.loss_fn.per_atom_energy)
             loss = self.loss_fn.combine(self.loss_fn.sums(err), counts)
             loss.backward()

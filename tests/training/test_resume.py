@@ -88,6 +88,21 @@ def test_resume_refuses_changed_config(tiny_config, tmp_path):
     assert [r["epoch"] for r in read_csv(out / "metrics.csv")] == ["1", "2"]
 
 
+def test_resume_of_an_older_checkpoint_takes_missing_keys_as_their_defaults(tiny_config):
+    # a checkpoint of tfpot 0.7 has no training.frame_noise: it resumes with the default (0, what
+    # 0.7 did) and refuses a run that turns the noise on
+    out = train_from_config(tiny_config(training={"max_epochs": 1}), verbose=False)
+    path = out / "checkpoint.pt"
+    state = load_checkpoint(path)
+    del state["config"]["training"]["frame_noise"]
+    save_checkpoint(state, path)
+    with pytest.raises(ConfigError, match=r"training.frame_noise: 0.0 -> 0.1"):
+        checkpoint_to_resume(out, True, load_config(tiny_config(training={"max_epochs": 2,
+                                                                          "frame_noise": 0.1})))
+    train_from_config(tiny_config(training={"max_epochs": 2}), resume=True, verbose=False)
+    assert [r["epoch"] for r in read_csv(out / "metrics.csv")] == ["1", "2"]
+
+
 def test_resume_without_checkpoint_starts_new_run(tiny_config, tmp_path):
     out = train_from_config(tiny_config(training={"max_epochs": 1}), resume=True, verbose=False)
     assert (out / "final_model.pt").exists()

@@ -194,6 +194,32 @@ def test_fit_passes_weight_decay_and_amsgrad_to_the_optimiser():
         callbacks=[record])
     assert seen and all(s == (0.02, True, True) for s in seen)
 
+
+def test_fit_with_frame_noise_turns_frames_in_training_steps_only_and_repeats():
+    # training.frame_noise: the steps see rotated frames (the run differs from one without), the
+    # same seed gives the same weights bit for bit, and the fitted model's frames are not turned.
+    from tfpot.data import demo_dataset_path, read_structures
+
+    atoms = read_structures(demo_dataset_path(), indices=list(range(0, 80, 10)))
+    noise_seen = []
+
+    def record(trainer):
+        noise_seen.append(trainer.model.frames.rotation_noise)
+
+    def run(noise, callbacks=()):
+        model = tfpot.build_model(["H", "C", "O"], cutoff=4.0, preset="small", dtype="float64",
+                                  hidden=16, num_layers=2, reps="16x0+4x1+2x2", seed=1)
+        return fit(model, atoms, epochs=2, batch_size=4, lr=1e-3, seed=0, frame_noise=noise,
+                   callbacks=callbacks)
+
+    a, b, plain = run(0.1, [record]), run(0.1), run(0.0)
+    sa, sb, sp = a.state_dict(), b.state_dict(), plain.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any(not torch.equal(sa[k], sp[k]) for k in sa)
+    # callbacks run between steps: the noise is set only while a step's forward pass runs
+    assert noise_seen and all(x == 0.0 for x in noise_seen)
+    assert a.frames.rotation_noise == 0.0 and not a.training
+
 def test_max_time_fixes_the_run_length_and_saves(tiny_config):
     out = train_from_config(tiny_config(training={"max_epochs": 50, "max_time": 1.0}), verbose=False)
     summary = json.loads((out / "summary.json").read_text())
