@@ -22,6 +22,11 @@ is switched off smoothly: energies stay deterministic, smooth and exactly invari
 second derivatives are finite everywhere (masked ``where`` forms: no NaN). The ramp is linear in
 ``|v1 x v2|`` over a wide range, so the gate's own slope (which multiplies the energy carried by
 the frame path) stays moderate: about 1.9 |d|v1 x v2|/dx| / (a_hi - a_lo).
+
+Training only, :func:`rotated_frames` (``training.frame_noise``) turns every frame by its own
+small random rotation in each forward pass in training mode, so that the networks reading local
+coordinates learn functions smooth in the frame's orientation (on aspirin: 24.2 -> 19.1 meV/Å
+test force MAE at 0.1 rad; benchmarks/README.md). Evaluation mode never rotates.
 """
 
 from __future__ import annotations

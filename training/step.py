@@ -1,6 +1,8 @@
 """One optimiser step, the same on every rank (see :mod:`tfpot.training.distributed`)::
 
-    L  = WeightedLoss(model(batch_r), labels) / global counts      (counts: all_reduce)
+    L  = WeightedLoss(model(batch_r), labels) / global counts      (counts: all_reduce;
+                                                                    frames turned at random
+                                                                    with training.frame_noise)
     g  = sum_r dL_r/dw                                              (all_reduce)
     w  = AdamW(w, clip(g));  lr <- schedule;  w_ema <- EMA(w)
 
