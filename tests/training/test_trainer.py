@@ -220,6 +220,7 @@ def test_fit_with_frame_noise_turns_frames_in_training_steps_only_and_repeats():
     assert noise_seen and all(x == 0.0 for x in noise_seen)
     assert a.frames.rotation_noise == 0.0 and not a.training
 
+
 def test_max_time_fixes_the_run_length_and_saves(tiny_config):
     out = train_from_config(tiny_config(training={"max_epochs": 50, "max_time": 1.0}), verbose=False)
     summary = json.loads((out / "summary.json").read_text())
