@@ -38,7 +38,7 @@ not counted for either):
 * tfpot: ``tfpot.training.fit(..., max_time=budget)`` (the small preset with 16 radial
   functions, the radial filter and a richer power spectrum, lmax 6 with 12 radial channels,
   ``--tfpot-hyper``; trained in float32, ``--tfpot-dtype``, ~1.4x the epochs of float64 at the
-  same error per epoch; batch 4, lr ``--tfpot-lr`` 1e-2 -- at
+  same error per epoch; batch 4 (``--tfpot-batch-size``), lr ``--tfpot-lr`` 1e-2 -- at
   2e-2 a 50-minute run of tfpot 0.5 died in epoch 20, its loss spiking to ~1e5 and every
   readout unit saturating --, decoupled weight decay ``--tfpot-weight-decay`` 0.01 (AdamW;
   since tfpot 0.6: on two seeds it lowered the 50-minute test force MAE from 27.1 to 24.2
@@ -307,7 +307,8 @@ def tfpot_job(args) -> dict:
         model = tfpot.build_model(species, cutoff=5.0, preset=args.tfpot_preset,
                                   dtype=args.tfpot_dtype, seed=args.seed,
                                   **json.loads(args.tfpot_hyper))
-        model = fit(model, train, val, epochs=10 ** 6, batch_size=4, lr=args.tfpot_lr,
+        model = fit(model, train, val, epochs=10 ** 6, batch_size=args.tfpot_batch_size,
+                    lr=args.tfpot_lr,
                     energy_weight=1.0, forces_weight=args.tfpot_forces_weight, seed=args.seed,
                     weight_decay=args.tfpot_weight_decay, amsgrad=args.tfpot_amsgrad,
                     frame_noise=args.tfpot_frame_noise,
@@ -339,7 +340,7 @@ def tfpot_result(args, out: Path, model, wall: float, cpu: float) -> dict:
     fit_args = {"preset": args.tfpot_preset, "schedule": args.tfpot_schedule, "lr": args.tfpot_lr,
                 "weight_decay": args.tfpot_weight_decay, "amsgrad": args.tfpot_amsgrad,
                 "frame_noise": args.tfpot_frame_noise, "forces_weight": args.tfpot_forces_weight,
-                "ema_decay": args.tfpot_ema_decay}
+                "ema_decay": args.tfpot_ema_decay, "batch_size": args.tfpot_batch_size}
     res = {"impl": "tfpot", **({} if args.tfpot_recipe else fit_args),
            "hyper": json.loads(args.tfpot_hyper or "{}"),
            "dtype": args.tfpot_dtype, "recipe": args.tfpot_recipe, "recipe_set": args.tfpot_set,
@@ -566,6 +567,8 @@ def main() -> None:
     p.add_argument("--tfpot-forces-weight", type=float, default=100.0,
                    help="forces weight of the tfpot run without a recipe, energy weight 1 "
                         "(default 100, the budget recipe's)")
+    p.add_argument("--tfpot-batch-size", type=int, default=4,
+                   help="batch size of the tfpot run without a recipe (default 4)")
     p.add_argument("--tfpot-ema-decay", type=float, default=0.99,
                    help="EMA decay of the weights in the tfpot run without a recipe "
                         "(default 0.99, the budget recipe's)")
@@ -644,6 +647,7 @@ def main() -> None:
               "--tfpot-frame-noise", str(args.tfpot_frame_noise),
               "--tfpot-forces-weight", str(args.tfpot_forces_weight),
               "--tfpot-ema-decay", str(args.tfpot_ema_decay),
+              "--tfpot-batch-size", str(args.tfpot_batch_size),
               *(["--tfpot-amsgrad"] if args.tfpot_amsgrad else []),
               "--tfpot-hyper", args.tfpot_hyper or "{}"]
     for opt, value in (("--tfpot-dtype", args.tfpot_dtype), ("--tfpot-recipe", args.tfpot_recipe)):
