@@ -45,11 +45,12 @@ not counted for either):
   meV/Å, benchmarks/README.md), frame noise ``--tfpot-frame-noise`` 0.1 rad (since tfpot 0.8:
   every local frame turned by a random rotation in each training step; on two seeds it lowered
   the 50-minute test force MAE from 24.2 to 19.1 meV/Å, benchmarks/README.md), energy/forces
-  weights 1/100 (``--tfpot-forces-weight``), EMA 0.99 (``--tfpot-ema-decay``), ``--tfpot-schedule``: by default a cosine that anneals
-  the rate to 1e-6 by the end of the budget: the budget fixes the number of epochs once, from the
-  measured speed of the first steps, ``tfpot.training.budget``); the best-validation model
-  (``best_model.pt``) is evaluated. (tfpot 0.2 used lr 5e-3 and the plateau schedule, which never lowered the rate
-  within 30 minutes.)
+  weights 1/100 (``--tfpot-forces-weight``), EMA 0.99 (``--tfpot-ema-decay``),
+  ``--tfpot-schedule``: by default a cosine that anneals the rate to 1e-6 by the end of the
+  budget: the budget fixes the number of epochs once, from the measured speed of the first steps,
+  ``tfpot.training.budget``); the best-validation model (``best_model.pt``) is evaluated.
+  (tfpot 0.2 used lr 5e-3 and the plateau schedule, which never lowered the rate within 30
+  minutes.)
 * MACE: ``mace_run_train`` (batch 5, lr 0.01, amsgrad, weights 1/100, EMA 0.99, E0s "average").
   MACE has no wall-clock option: it is stopped (SIGINT) ``budget`` seconds after it logs
   "Started training"; its latest checkpoint (MACE writes one, with EMA weights, whenever the
@@ -308,12 +309,12 @@ def tfpot_job(args) -> dict:
                                   dtype=args.tfpot_dtype, seed=args.seed,
                                   **json.loads(args.tfpot_hyper))
         model = fit(model, train, val, epochs=10 ** 6, batch_size=args.tfpot_batch_size,
-                    lr=args.tfpot_lr,
-                    energy_weight=1.0, forces_weight=args.tfpot_forces_weight, seed=args.seed,
-                    weight_decay=args.tfpot_weight_decay, amsgrad=args.tfpot_amsgrad,
-                    frame_noise=args.tfpot_frame_noise,
-                    max_time=args.budget_min * 60.0,
-                    out_dir=out, ema_decay=args.tfpot_ema_decay, schedule=args.tfpot_schedule, callbacks=[on_step])
+                    lr=args.tfpot_lr, energy_weight=1.0, forces_weight=args.tfpot_forces_weight,
+                    seed=args.seed, weight_decay=args.tfpot_weight_decay,
+                    amsgrad=args.tfpot_amsgrad, frame_noise=args.tfpot_frame_noise,
+                    max_time=args.budget_min * 60.0, out_dir=out,
+                    ema_decay=args.tfpot_ema_decay, schedule=args.tfpot_schedule,
+                    callbacks=[on_step])
     wall = time.perf_counter() - first.get("wall", time.perf_counter())
     cpu = time.process_time() - first.get("cpu", time.process_time())
     return tfpot_result(args, out, model, wall, cpu)
