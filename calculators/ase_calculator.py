@@ -49,6 +49,10 @@ class TFPotCalculator(Calculator):
             energies are summed in float64.
         skin: Verlet skin in Å (0 rebuilds the neighbour list at every call).
         min_distance: atoms closer than this (Å) are refused as overlapping.
+        script: evaluate a TorchScript compilation of the model (``torch.jit.script``, once,
+            here), run without TorchScript's graph optimisation: the same operations as the
+            Python module (bit for bit the same numbers) without Python's per-operation cost,
+            which dominates a call on a small molecule. False: call the Python module.
 
     Molecules and periodic cells of any shape with pbc per axis. Stress only for cells periodic
     in all three directions (:class:`~ase.calculators.calculator.PropertyNotImplementedError`
@@ -56,6 +60,7 @@ class TFPotCalculator(Calculator):
     backward pass gives forces and stress, so a cell filter costs one evaluation per step).
 
     Attributes:
+        model: the calculator's copy of the model (a Python module, eval mode, frozen weights);
         n_builds: neighbour-list builds so far; n_calls: model evaluations so far.
     """
 
@@ -66,7 +71,7 @@ class TFPotCalculator(Calculator):
 
     def __init__(self, model_or_path: ModelLike, device: Union[str, torch.device] = "cpu",
                  dtype: Union[str, torch.dtype] = "float64", skin: float = 0.5,
-                 min_distance: float = 0.1, **kwargs):
+                 min_distance: float = 0.1, script: bool = True, **kwargs):
         Calculator.__init__(self, **kwargs)
         self.device = torch.device(device)
         self.dtype = resolve_dtype(dtype)
@@ -85,6 +90,8 @@ class TFPotCalculator(Calculator):
         for p in model.parameters():  # only input gradients are needed
             p.requires_grad_(False)
         self.model = model
+        # what calculate() calls: the model, or its TorchScript compilation (same parameters)
+        self._evaluate = _scripted(model) if script else model
         self.cutoff = float(model.cutoff)
         self.species: List[int] = [int(z) for z in model.species]
         self._want_stress = False
@@ -176,6 +183,18 @@ class TFPotCalculator(Calculator):
         graph[K.BATCH] = self._batch_t
         return graph
 
+    def evaluate(self, graph: Dict[str, torch.Tensor],
+                 stress: bool = False) -> Dict[str, torch.Tensor]:
+        """One model evaluation with forces (and stress) on a model input (:meth:`graph`): the
+        outputs of :meth:`tfpot.model.EnergyModel.forward`. Counts in ``n_calls``."""
+        # TorchScript's optimising executor would switch to a re-derived graph after profiling
+        # the first calls, whose float rounding differs; unoptimised, the scripted model runs the
+        # module's own operations: the same numbers, bit for bit, from the first call.
+        with torch.enable_grad(), torch.jit.optimized_execution(False):
+            out = self._evaluate(graph, True, stress)
+        self.n_calls += 1
+        return out
+
     # ------------------------------------------------------------------------------------------
     def calculate(self, atoms: Optional[Atoms] = None, properties: Sequence[str] = ("energy",),
                   system_changes: Sequence[str] = all_changes) -> None:
@@ -192,10 +211,7 @@ class TFPotCalculator(Calculator):
         if stress and abs(atoms.cell.volume) < 1e-9:
             raise ValueError(f"TFPotCalculator: stress needs a non-singular cell "
                              f"(got {atoms.cell.array.tolist()})")
-        graph = self.graph(atoms)
-        with torch.enable_grad():
-            out = self.model(graph, True, stress)
-        self.n_calls += 1
+        out = self.evaluate(self.graph(atoms), stress)
         energy = float(out[K.ENERGY].detach()[0])
         self.results = {
             "energy": energy,
@@ -212,6 +228,18 @@ class TFPotCalculator(Calculator):
             raise ValueError(f"TFPotCalculator: the model's {', '.join(bad)} are not finite for "
                              f"this structure; the model file is broken or the structure lies "
                              f"far outside its training data")
+
+
+def _scripted(model: torch.nn.Module) -> torch.jit.ScriptModule:
+    """``torch.jit.script(model)``, or a one-line error saying what to do when it cannot be
+    compiled (a subclass with Python-only code, say)."""
+    try:
+        return torch.jit.script(model)
+    except (RuntimeError, torch.jit.frontend.FrontendError) as e:
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), repr(e))
+        raise ValueError(f"TFPotCalculator: TorchScript cannot compile this "
+                         f"{type(model).__name__} ({first}); pass script=False to run it as a "
+                         f"Python module") from None
 
 
 def _close(a: np.ndarray, b: np.ndarray, tol: float) -> bool:

@@ -30,7 +30,8 @@ def edge_geometry(pos: Tensor, edge_index: Tensor, shifts: Tensor,
     Atoms at zero distance give r = 0 and non-finite directions: callers refuse overlapping atoms
     before (the ASE calculator's ``min_distance``).
     """
-    return edge_vectors_geometry(pos[edge_index[1]] - pos[edge_index[0]] + shifts, dtype)
+    vec = pos.index_select(0, edge_index[1]) - pos.index_select(0, edge_index[0]) + shifts
+    return edge_vectors_geometry(vec, dtype)
 
 
 def edge_vectors_geometry(vec: Tensor, dtype: torch.dtype) -> EdgeGeometry:

@@ -145,9 +145,10 @@ class EnergyModel(nn.Module):
     def species_index(self, atomic_numbers: Tensor) -> Tensor:
         """Model species index of each atom; a clear error for an unknown element."""
         if atomic_numbers.numel() > 0:
-            if int(atomic_numbers.min()) < 0 or int(atomic_numbers.max()) > 118:
+            lowest, highest = torch.aminmax(atomic_numbers)
+            if int(lowest) < 0 or int(highest) > 118:
                 raise ValueError("atomic numbers must lie in 0..118")
-        idx = self.z_to_index[atomic_numbers]
+        idx = self.z_to_index.index_select(0, atomic_numbers)
         if atomic_numbers.numel() > 0 and int(idx.min()) < 0:
             bad = int(torch.nonzero(idx < 0)[0, 0])
             z = int(atomic_numbers[bad])
@@ -179,7 +180,7 @@ class EnergyModel(nn.Module):
         """
         # Edge vectors are formed in the input's precision (float64 positions keep float32 models
         # exact to their own rounding, whatever the absolute coordinates); then cast.
-        vec = pos[edge_index[1]] - pos[edge_index[0]] + shifts
+        vec = pos.index_select(0, edge_index[1]) - pos.index_select(0, edge_index[0]) + shifts
         unit, rbf, env = self._edge_terms(vec)
         s, V, T, frames, gate = self._layer_features(0, unit, rbf, env, species, edge_index,
                                                      None)

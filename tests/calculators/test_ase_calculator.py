@@ -36,10 +36,11 @@ STRUCTURES = {"molecule": ethanol, "triclinic cell": triclinic_cu, "slab (pbc T,
 
 @pytest.mark.parametrize("name", list(STRUCTURES))
 def test_calculator_equals_predict(model, name):
+    """The Python module path is bit for bit tfpot.predict's (same operations)."""
     atoms = STRUCTURES[name]()
     ref = tfpot.predict(model, atoms)
     for skin in (0.0, 0.5):
-        atoms.calc = TFPotCalculator(model, skin=skin)
+        atoms.calc = TFPotCalculator(model, skin=skin, script=False)
         e = atoms.get_potential_energy()
         assert e == ref["energy"], (skin, e - ref["energy"])
         assert atoms.get_potential_energy(force_consistent=True) == ref["energy"]
@@ -53,6 +54,24 @@ def test_calculator_equals_predict(model, name):
             with pytest.raises(PropertyNotImplementedError, match="periodic in all three"):
                 atoms.get_stress()
     assert abs(atoms.get_potential_energies().sum() - ref["energy"]) < 1e-10
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_scripted_calculator_equals_predict(model, name):
+    """The default TorchScript path runs the module's own operations: bit for bit the same
+    numbers as tfpot.predict (float64 model), from the first call on."""
+    atoms = STRUCTURES[name]()
+    ref = tfpot.predict(model, atoms)
+    atoms.calc = TFPotCalculator(model, skin=0.5)
+    assert isinstance(atoms.calc._evaluate, torch.jit.ScriptModule)  # what runs
+    for _ in range(3):  # TorchScript's optimising executor would change the rounding here
+        atoms.calc.reset()
+        assert atoms.get_potential_energy() == ref["energy"]
+        np.testing.assert_array_equal(atoms.get_forces(), ref["forces"])
+        np.testing.assert_array_equal(atoms.get_potential_energies(), ref["energies"])
+        if "stress" in ref:
+            np.testing.assert_array_equal(atoms.get_stress(),
+                                          full_3x3_to_voigt_6_stress(ref["stress"]))
 
 
 def test_stress_and_forces_are_derivatives_through_the_calculator_float64(model):
@@ -230,3 +249,21 @@ def test_isolated_atom_and_far_apart_atoms(model):
     two = Atoms("CuO", positions=[[0.0, 0.0, 0.0], [0.0, 0.0, 20.0]])
     two.calc = TFPotCalculator(model)
     assert two.get_potential_energies().shape == (2,)
+
+
+class _PythonOnly(tfpot.EnergyModel):
+    """A subclass TorchScript cannot compile (un-annotated forward)."""
+
+    def forward(self, data, compute_forces=True, compute_stress=False):
+        return super().forward(data, compute_forces, compute_stress)
+
+
+def test_unscriptable_model_is_refused_with_what_to_do(model):
+    sub = _PythonOnly(model.species, model.cutoff, model.hyperparameters).to(torch.float64)
+    sub.load_state_dict(model.state_dict())
+    with pytest.raises(ValueError, match=r"TorchScript cannot compile this _PythonOnly .*"
+                                         r"pass script=False"):
+        TFPotCalculator(sub)
+    atoms = ethanol()
+    atoms.calc = TFPotCalculator(sub, script=False)  # runs as a Python module
+    assert atoms.get_potential_energy() == tfpot.predict(model, atoms)["energy"]

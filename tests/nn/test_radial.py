@@ -24,13 +24,15 @@ def test_envelope_vanishes_with_two_derivatives_at_cutoff_float64():
 
 @pytest.mark.parametrize("p", [2, 6, 9])
 def test_envelope_formula_and_monotone_float64(p):
-    # u(x) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2), abs 1e-14; it falls
-    # monotonically from 1 to 0 on [0, cutoff] (a wrong coefficient breaks one of the two)
+    # u(x) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2), abs 1e-14 against the
+    # formula in extended precision (float64 sums of the expanded terms lose ~1e-14 near x = 1);
+    # it falls monotonically from 1 to 0 on [0, cutoff] (a wrong coefficient breaks one of them)
     env = PolynomialEnvelope(cutoff=3.0, p=p)
     r = torch.linspace(0.0, 3.0, 301, dtype=torch.float64)
-    x = r.numpy() / 3.0
-    want = (1 - (p + 1) * (p + 2) / 2 * x ** p + p * (p + 2) * x ** (p + 1)
-            - p * (p + 1) / 2 * x ** (p + 2))
+    x = r.numpy().astype(np.longdouble) / 3
+    half = np.longdouble(2)
+    want = (1 - (p + 1) * (p + 2) / half * x ** p + p * (p + 2) * x ** (p + 1)
+            - p * (p + 1) / half * x ** (p + 2))
     u = env(r).numpy()
     assert np.abs(u - want).max() < 1e-14
     assert np.all(np.diff(u) <= 1e-15) and u[0] == 1.0 and abs(u[-1]) < 1e-14

@@ -9,8 +9,6 @@ frame gates close.
 
 from __future__ import annotations
 
-from typing import List
-
 import torch
 from torch import Tensor, nn
 
@@ -46,17 +44,23 @@ class AngularPowerSpectrum(nn.Module):
         nn.init.constant_(self.species_weight.weight, 1.0)
         self.out_dim = (lmax + 1) * channels * channels
         self.harmonics = SphericalHarmonics(self.lmax)
+        # rows of (A, one zero row) that lay out A_l (2l+1 rows) in blocks of 2 lmax + 1 rows,
+        # zero-padded, so that every l's product is one batched product
+        width = 2 * self.lmax + 1
+        zero_row = (self.lmax + 1) ** 2
+        rows = [l * l + m if m < 2 * l + 1 else zero_row
+                for l in range(self.lmax + 1) for m in range(width)]
+        self.register_buffer("block_rows", torch.tensor(rows, dtype=torch.long), persistent=False)
 
     def forward(self, rbf: Tensor, env: Tensor, unit: Tensor, species_j: Tensor, centre: Tensor,
                 num_nodes: int) -> Tensor:
         R = self.radial(rbf) * self.species_weight(species_j) * (env / self.norm).unsqueeze(-1)
         Y = self.harmonics(unit)  # (E, M)
-        A = neighbour_outer_sums(R, Y, centre, num_nodes)  # (N, K, M)
-        parts: List[Tensor] = []
-        for l in range(self.lmax + 1):
-            Al = A[:, :, l * l:(l + 1) * (l + 1)]
-            parts.append(torch.matmul(Al, Al.transpose(1, 2)).reshape(num_nodes, -1))
-        return torch.cat(parts, dim=-1)
+        A = neighbour_outer_sums(Y, R, centre, num_nodes)  # (N, M, K)
+        # p_lkk' = sum_m A_lmk A_lmk': blocks (N (lmax+1), 2 lmax + 1, K), one batched product
+        blocks = torch.nn.functional.pad(A, (0, 0, 0, 1)).index_select(1, self.block_rows)
+        blocks = blocks.view(num_nodes * (self.lmax + 1), 2 * self.lmax + 1, self.channels)
+        return torch.bmm(blocks.transpose(1, 2), blocks).reshape(num_nodes, self.out_dim)
 
     def extra_repr(self) -> str:
         return f"lmax={self.lmax}, channels={self.channels} -> {self.out_dim} invariants"

@@ -42,7 +42,7 @@ class EnergyReadout(nn.Module):
     def finish(self, network_output: Tensor, species: Tensor) -> Tensor:
         """``scale * network_output + shift + E0[z_i]`` (N,) float64, eV."""
         return (network_output * self.energy_scale + self.energy_shift
-                + self.atomic_reference[species])
+                + self.atomic_reference.index_select(0, species))
 
     def forward(self, s: Tensor, species: Tensor) -> Tensor:
         return self.finish(self.network(s), species)

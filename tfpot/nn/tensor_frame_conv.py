@@ -91,6 +91,10 @@ class TensorFrameConv(nn.Module):
                              f"{wiring} (reps {reps}, receives_tensors={self.receives_tensors}, "
                              f"equivariant={bool(equivariant)})")
         self.message = message
+        # 0 on the scalars, 1 on the even vector and tensor numbers: which messages are added
+        # to the features as they are (the scalars' messages only feed the update)
+        self.register_buffer("tensor_messages", torch.cat(
+            [torch.zeros(self.mul0), torch.ones(wiring.out_even - self.mul0)]), persistent=False)
         self.update = ParityMLP(self.mul0 + wiring.out_even, wiring.out_odd, [hidden], hidden_odd,
                                 wiring.out_even, wiring.out_odd)
 
@@ -128,13 +132,11 @@ class TensorFrameConv(nn.Module):
                               torch.cat(odd_parts, dim=-1), edges.env, n)
         de, do = self.update(torch.cat([s, Me], dim=-1), Mo)
         # scalars take the update only (their messages feed the update); V and T take both
-        inc = torch.cat([de[:, : self.mul0], de[:, self.mul0:] + Me[:, self.mul0:], do + Mo], dim=-1)
-        inc = self.split.unsplit(inc)
-        a = self.mul0
-        b = a + 3 * self.mul1
-        s = s + inc[:, :a]
-        V = V + inc[:, a:b].reshape(n, self.mul1, 3)
-        T = T + inc[:, b:].reshape(n, self.mul2, 3, 3)
+        inc = self.split.unsplit(torch.cat([de + Me * self.tensor_messages, do + Mo], dim=-1))
+        ds, dV, dT = torch.split(inc, [self.mul0, 3 * self.mul1, 9 * self.mul2], dim=1)
+        s = s + ds
+        V = V + dV.reshape(n, self.mul1, 3)
+        T = T + dT.reshape(n, self.mul2, 3, 3)
         return s, V, T
 
     def _neighbour_tensors(self, V: Tensor, T: Tensor,
@@ -164,12 +166,13 @@ class TensorFrameConv(nn.Module):
         Y = torch.bmm(edges.centre_frames, X)  # g_i L_i (.): (E, 3, K)
         empty = Y[:, 0, :0]
         ve, vo, te, to = empty, empty, empty, empty
+        Y1, Y2 = torch.split(Y, [c1, 3 * c2], dim=2)
         if c1 > 0:
-            ve, vo = self.split.vectors_component_major(Y[:, :, :c1])
+            ve, vo = self.split.vectors_component_major(Y1)
         if c2 > 0:
             Fc = edges.frames.index_select(0, edges.centre)  # L_i (E, 3, 3)
             # (g_i g_j L_i T_c' L_i^T) for all c: rows (a, c), columns d
-            Y2 = Y[:, :, c1:].reshape(num_edges, 3 * c2, 3)
+            Y2 = Y2.reshape(num_edges, 3 * c2, 3)
             Z = torch.bmm(Y2, Fc.transpose(1, 2)).view(num_edges, 3, c2, 3)
             te, to = self.split.rank2_component_major(Z)
         return ve, vo, te, to
