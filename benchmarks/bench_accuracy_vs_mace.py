@@ -310,6 +310,7 @@ def tfpot_job(args) -> dict:
                                   **json.loads(args.tfpot_hyper))
         model = fit(model, train, val, epochs=10 ** 6, batch_size=args.tfpot_batch_size,
                     lr=args.tfpot_lr, energy_weight=1.0, forces_weight=args.tfpot_forces_weight,
+                    loss_type=args.tfpot_loss, huber_delta=args.tfpot_huber_delta,
                     seed=args.seed, weight_decay=args.tfpot_weight_decay,
                     amsgrad=args.tfpot_amsgrad, frame_noise=args.tfpot_frame_noise,
                     max_time=args.budget_min * 60.0, out_dir=out,
@@ -341,7 +342,8 @@ def tfpot_result(args, out: Path, model, wall: float, cpu: float) -> dict:
     fit_args = {"preset": args.tfpot_preset, "schedule": args.tfpot_schedule, "lr": args.tfpot_lr,
                 "weight_decay": args.tfpot_weight_decay, "amsgrad": args.tfpot_amsgrad,
                 "frame_noise": args.tfpot_frame_noise, "forces_weight": args.tfpot_forces_weight,
-                "ema_decay": args.tfpot_ema_decay, "batch_size": args.tfpot_batch_size}
+                "ema_decay": args.tfpot_ema_decay, "batch_size": args.tfpot_batch_size,
+                "loss": args.tfpot_loss, "huber_delta": args.tfpot_huber_delta}
     res = {"impl": "tfpot", **({} if args.tfpot_recipe else fit_args),
            "hyper": json.loads(args.tfpot_hyper or "{}"),
            "dtype": args.tfpot_dtype, "recipe": args.tfpot_recipe, "recipe_set": args.tfpot_set,
@@ -568,6 +570,11 @@ def main() -> None:
     p.add_argument("--tfpot-forces-weight", type=float, default=100.0,
                    help="forces weight of the tfpot run without a recipe, energy weight 1 "
                         "(default 100, the budget recipe's)")
+    p.add_argument("--tfpot-loss", default="mse", choices=("mse", "huber"),
+                   help="loss of the tfpot run without a recipe (default mse, the budget recipe's)")
+    p.add_argument("--tfpot-huber-delta", type=float, default=0.01,
+                   help="with --tfpot-loss huber: the transition point, eV/atom and eV/Å "
+                        "(default 0.01)")
     p.add_argument("--tfpot-batch-size", type=int, default=4,
                    help="batch size of the tfpot run without a recipe (default 4)")
     p.add_argument("--tfpot-ema-decay", type=float, default=0.99,
@@ -647,6 +654,7 @@ def main() -> None:
               "--tfpot-weight-decay", str(args.tfpot_weight_decay),
               "--tfpot-frame-noise", str(args.tfpot_frame_noise),
               "--tfpot-forces-weight", str(args.tfpot_forces_weight),
+              "--tfpot-loss", args.tfpot_loss, "--tfpot-huber-delta", str(args.tfpot_huber_delta),
               "--tfpot-ema-decay", str(args.tfpot_ema_decay),
               "--tfpot-batch-size", str(args.tfpot_batch_size),
               *(["--tfpot-amsgrad"] if args.tfpot_amsgrad else []),

@@ -195,6 +195,28 @@ def test_fit_passes_weight_decay_and_amsgrad_to_the_optimiser():
     assert seen and all(s == (0.02, True, True) for s in seen)
 
 
+def test_fit_passes_the_loss_type_and_huber_delta():
+    from tfpot.data import demo_dataset_path, read_structures
+
+    atoms = read_structures(demo_dataset_path(), indices=list(range(0, 80, 10)))
+
+    def run(**loss):
+        model = tfpot.build_model(["H", "C", "O"], cutoff=4.0, preset="small", dtype="float64",
+                                  hidden=16, num_layers=1, reps="16x0+4x1+2x2", seed=1)
+        seen = []
+        fitted = fit(model, atoms, epochs=1, batch_size=4, lr=1e-3, seed=0,
+                     callbacks=[lambda t: seen.append((t.loss_fn.kind, t.loss_fn.huber_delta))],
+                     **loss)
+        return fitted.state_dict(), seen
+
+    huber, seen = run(loss_type="huber", huber_delta=0.02)
+    assert seen and all(s == ("huber", 0.02) for s in seen)
+    mse, seen = run()
+    assert seen and all(s[0] == "mse" for s in seen)
+    # the Huber loss gives other gradients than the squares, so other weights after one epoch
+    assert any(not torch.equal(huber[k], mse[k]) for k in huber)
+
+
 def test_fit_with_frame_noise_turns_frames_in_training_steps_only_and_repeats():
     # training.frame_noise: the steps see rotated frames (the run differs from one without), the
     # same seed gives the same weights bit for bit, and the fitted model's frames are not turned.
