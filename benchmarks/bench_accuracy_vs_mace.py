@@ -97,6 +97,18 @@ DEFAULT_MACE_PYTHON = "/work/mace-venv/bin/python"
 
 # ----------------------------------------------------------------------------- data
 
+def thermalize(atoms, temperature_K: float, seed: int) -> None:
+    """Seeded Maxwell-Boltzmann momenta: ASE's ``thermalize_momenta`` (3.29+), or the same
+    function under its older name ``MaxwellBoltzmannDistribution`` (deprecated in 3.29)."""
+    from ase.md import velocitydistribution as vd
+
+    rng = np.random.default_rng(seed)
+    if hasattr(vd, "thermalize_momenta"):
+        vd.thermalize_momenta(atoms, temperature_K, rng=rng)
+    else:  # ase < 3.29
+        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+
+
 def _generate_fallback(out: Path, frames: int, seed: int) -> Path:
     """Ethanol (9 atoms) at 500 K with GFN2-xTB, as extxyz, if make_aspirin_xtb.py is absent."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -104,12 +116,11 @@ def _generate_fallback(out: Path, frames: int, seed: int) -> Path:
     from ase.build import molecule
     from ase.io import write
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from tblite.ase import TBLite
 
     atoms = molecule("CH3CH2OH")
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=500, rng=np.random.default_rng(seed))
+    thermalize(atoms, 500.0, seed)
     dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=500, friction=0.01,
                    rng=np.random.default_rng(seed + 1))
     dyn.run(500)
@@ -225,14 +236,13 @@ def md_start(test_file: str, temperature: float, seed: int, path: Path) -> str:
     """First test frame with seeded Maxwell-Boltzmann momenta (zero total momentum; zero angular
     momentum for a molecule), written as extxyz."""
     from ase.io import read, write
-    from ase.md.velocitydistribution import (MaxwellBoltzmannDistribution, Stationary,
-                                             ZeroRotation)
+    from ase.md.velocitydistribution import Stationary, ZeroRotation
 
     atoms = read(test_file, index=0)
     atoms.info.pop("REF_energy", None)
     atoms.info.pop("REF_stress", None)
     atoms.arrays.pop("REF_forces", None)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
+    thermalize(atoms, temperature, seed)
     Stationary(atoms)
     if not atoms.pbc.any():  # a molecule: no rotation either (a crystal has no such constant)
         ZeroRotation(atoms)

@@ -153,13 +153,16 @@ import time, torch, numpy as np
 torch.set_num_threads(1)
 from ase.io import read
 from ase.md.verlet import VelocityVerlet
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md import velocitydistribution as vd
 from ase import units
 import tfpot
 from tfpot.calculators import TFPotCalculator
 atoms = read({str(model_path.parent / 'cell.xyz')!r})
 atoms.calc = TFPotCalculator(tfpot.load_model({str(model_path)!r}), dtype={row.dtype!r}, skin=2.0)
-MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+if hasattr(vd, 'thermalize_momenta'):  # ase >= 3.29
+    vd.thermalize_momenta(atoms, 300, rng=np.random.default_rng(0))
+else:
+    vd.MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
 md = VelocityVerlet(atoms, 1.0 * units.fs)
 md.run({warmup})
 t0, c0 = time.perf_counter(), time.process_time()
