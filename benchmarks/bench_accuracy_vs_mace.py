@@ -67,6 +67,10 @@ Then: energy and force MAE on the test set, and NVE (velocity Verlet, 0.5 fs, ``
 from the same start (first test frame, Maxwell-Boltzmann velocities at ``--md-temperature``,
 seeded, zero momentum and angular momentum). Drift = slope of a linear fit of the total energy
 against time, meV/atom/ps; also the largest |E_tot - E_tot(0)|.
+
+``report.json`` (and the lines after the table) record the versions of the packages a result can
+depend on and the CPU, for each side (:func:`environment`): the same code and seed on other
+library versions or another CPU is another float32 training trajectory.
 """
 
 from __future__ import annotations
@@ -93,6 +97,39 @@ TFPOT_EMT_BUDGET_DTYPE = "float32"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEFAULT_MACE_PYTHON = "/work/mace-venv/bin/python"
+
+
+# ----------------------------------------------------------------------------- environment
+
+#: packages whose versions a run records (what the numbers of a budget run can depend on)
+RECORDED_PACKAGES = ("torch", "numpy", "ase", "matscipy", "torch-geometric", "tblite", "scipy",
+                     "mace-torch", "e3nn")
+
+
+def environment(python: str = sys.executable) -> dict:
+    """Versions of :data:`RECORDED_PACKAGES` in the interpreter ``python`` (None: not installed),
+    and the CPU (model name, AVX-512 or not): same code and seed on another set of versions or
+    CPU is another float32 training trajectory, so a run's report carries them."""
+    probe = ("import json, importlib.metadata as m\n"
+             "def v(n):\n"
+             "    try:\n        return m.version(n)\n"
+             "    except m.PackageNotFoundError:\n        return None\n"
+             f"print(json.dumps({{n: v(n) for n in {list(RECORDED_PACKAGES)!r}}}))")
+    try:
+        done = subprocess.run([python, "-c", probe], capture_output=True, text=True, timeout=120)
+        versions = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired) as e:
+        versions = {"error": f"{python}: {e}"}
+    cpu = {"model": None, "avx512": None}
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        name = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
+        flags = re.search(r"^flags\s*:\s*(.+)$", info, re.M)
+        cpu = {"model": name.group(1).strip() if name else None,
+               "avx512": ("avx512f" in flags.group(1).split()) if flags else None}
+    except OSError:
+        pass
+    return {"python": python, "packages": versions, "cpu": cpu}
 
 
 # ----------------------------------------------------------------------------- data
@@ -362,6 +399,7 @@ def tfpot_result(args, out: Path, model, wall: float, cpu: float) -> dict:
            "model_file": str(best if best.exists() else "")}
     res.update(tfpot_eval(model, str(Path(args.out) / "test.extxyz")))
     res["md"] = tfpot_md(model, args.md_start, args.md_steps, args.md_dt_fs)
+    res["environment"] = environment()
     return res
 
 
@@ -711,6 +749,7 @@ def main() -> None:
                                      args.md_start, "--steps", str(args.md_steps), "--dt-fs",
                                      str(args.md_dt_fs))
     report = {"data": data, "args": vars(args), "load_start": load0, "load_end": os.getloadavg(),
+              "environment": {"tfpot": environment(), "mace": environment(args.mace_python)},
               "tfpot": tf_res, "mace": mace_res}
     (out / "report.json").write_text(json.dumps(report, indent=1))
 
@@ -743,6 +782,10 @@ def main() -> None:
               f"{d['drift_mev_atom_ps']:.3f} | "
               f"{d['max_dev_mev_atom']:.2f} | {md.get('seconds', float('nan')):.0f} |")
     (out / "report.json").write_text(json.dumps(report, indent=1))
+    for who, env_ in report["environment"].items():
+        pk = env_["packages"]
+        print(f"{who} environment: " + ", ".join(f"{k} {v}" for k, v in pk.items() if v)
+              + f"; CPU {env_['cpu']['model']} (AVX-512: {env_['cpu']['avx512']})")
     print(f"\nraw results: {out / 'report.json'}")
 
 
