@@ -749,7 +749,8 @@ def main() -> None:
                                      args.md_start, "--steps", str(args.md_steps), "--dt-fs",
                                      str(args.md_dt_fs))
     report = {"data": data, "args": vars(args), "load_start": load0, "load_end": os.getloadavg(),
-              "environment": {"tfpot": environment(), "mace": environment(args.mace_python)},
+              "environment": {"tfpot": tf_res.get("environment") or environment(),
+                              "mace": environment(args.mace_python)},
               "tfpot": tf_res, "mace": mace_res}
     (out / "report.json").write_text(json.dumps(report, indent=1))
 

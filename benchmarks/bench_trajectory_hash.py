@@ -28,8 +28,9 @@ from pathlib import Path
 import torch
 
 import tfpot
-from bench_accuracy_vs_mace import TFPOT_BUDGET_HYPER, environment, read_labelled
 from tfpot.training import fit
+
+from bench_accuracy_vs_mace import TFPOT_BUDGET_HYPER, environment, read_labelled
 
 
 def weights_hash(model: torch.nn.Module) -> str:
