@@ -5,7 +5,8 @@ import pytest
 import torch
 from ase.build import molecule
 
-from tfpot.frames import rotated_frames, smoothstep_c2
+from tfpot import _keys as K
+from tfpot.frames import captured_gates, rotated_frames, smoothstep_c2
 from tfpot.graph import atoms_to_graph
 from tfpot.diagnostics import local_frames
 from tfpot.testing import random_orthogonal, transform_atoms
@@ -134,3 +135,25 @@ def test_rotated_frames_rejects_negative_noise_and_models_without_frames():
             pass
     with rotated_frames(torch.nn.Linear(3, 3), 0.0):  # off: nothing to turn, nothing to check
         pass
+
+
+def test_captured_gates_hold_each_pass_gates_with_their_graph_float64():
+    # The open-frame term (loss.frame_gate_weight) is made of the gates of the step's forward
+    # pass: the block collects exactly the gates local_frames returns, differentiable in the
+    # frame weights, and stops collecting at its end.
+    model = make_model()
+    g = atoms_to_graph(ethanol(), model.cutoff)
+    inputs = (g[K.POSITIONS], model.species_index(g[K.ATOMIC_NUMBERS]), g[K.EDGE_INDEX],
+              g[K.SHIFTS])
+    with captured_gates(model) as gates:
+        _, gate = model.local_frames(*inputs)
+    assert len(gates) == 1 and torch.equal(gates[0], gate)
+    assert bool(((gate > 0) & (gate < 1)).any())  # some partly open: a gradient to follow
+    (1.0 - gates[0]).sum().backward()
+    grads = [p.grad for p in model.frames.weights.parameters()]
+    assert any(p is not None and float(p.abs().max()) > 0 for p in grads)
+    model.local_frames(*inputs)
+    assert len(gates) == 1
+    with pytest.raises(ValueError, match="has no local frames"):
+        with captured_gates(torch.nn.Linear(2, 2)):
+            pass

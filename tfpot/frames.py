@@ -32,7 +32,7 @@ test force MAE at 0.1 rad; benchmarks/README.md). Evaluation mode never rotates.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Tuple
+from typing import Iterator, List, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -184,3 +184,25 @@ def rotated_frames(model: nn.Module, sigma: float) -> Iterator[None]:
     finally:
         for m, value in zip(modules, before):
             m.rotation_noise = value
+
+
+@contextmanager
+def captured_gates(model: nn.Module) -> Iterator[List[Tensor]]:
+    """Within the block, the gates (N,) of every forward pass of ``model``'s local frames are
+    appended to the yielded list (with their graph, so a loss can be made of them: the
+    training-time open-frame term, ``loss.frame_gate_weight``).
+
+    Raises:
+        ValueError: ``model`` has no local frames.
+    """
+    modules = [m for m in model.modules() if isinstance(m, LocalFrames)]
+    if not modules:
+        raise ValueError(f"{type(model).__name__} has no local frames, so it has no gates")
+    gates: List[Tensor] = []
+    handles = [m.register_forward_hook(lambda _m, _inp, out: gates.append(out[1]))
+               for m in modules]
+    try:
+        yield gates
+    finally:
+        for h in handles:
+            h.remove()

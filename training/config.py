@@ -177,6 +177,9 @@ class LossConfig:
     per_atom_energy: bool = _f(True, "energy error per atom (eV/atom) rather than total (eV)")
     type: str = _f("mse", "mse or huber", choices=("mse", "huber"))
     huber_delta: float = _f(0.01, "Huber transition point (in the units of each term)", gt=0)
+    frame_gate_weight: float = _f(0.0, "weight of the open-frame term: the mean over the batch's "
+                                        "atoms of 1 - gate, which keeps training from closing "
+                                        "the frame gates (0: off)", min=0)
 
 
 @dataclass

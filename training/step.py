@@ -3,6 +3,8 @@
     L  = WeightedLoss(model(batch_r), labels) / global counts      (counts: all_reduce;
                                                                     frames turned at random
                                                                     with training.frame_noise)
+         + w_g * sum_i (1 - g_i) / global atom count                (loss.frame_gate_weight: the
+                                                                    open-frame term, off at 0)
     g  = sum_r dL_r/dw                                              (all_reduce)
     w  = AdamW(w, clip(g));  lr <- schedule;  w_ema <- EMA(w)
 
@@ -15,12 +17,13 @@ training-error sums.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from tfpot.frames import rotated_frames
+from tfpot.frames import captured_gates, rotated_frames
 from tfpot.training.config import TrainConfig
 from tfpot.training.distributed import DistContext, all_reduce_gradients
 from tfpot.training.ema import ExponentialMovingAverage
@@ -51,6 +54,8 @@ class OptimiserStep:
         lo = cfg.loss
         self.loss_fn = WeightedLoss(lo.energy_weight, lo.forces_weight, lo.stress_weight,
                                     lo.per_atom_energy, lo.type, lo.huber_delta)
+        #: weight of the open-frame term, w_g * mean over the batch's atoms of (1 - g_i)
+        self.gate_weight = lo.frame_gate_weight
         self.compute_forces = lo.forces_weight > 0
         self.compute_stress = lo.stress_weight > 0
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -82,15 +87,19 @@ class OptimiserStep:
         if batch is not None:
             batch = batch.to(ctx.device)
             t = Targets.from_batch(batch)
-            counts = self.loss_fn.counts(t)
+            # the term counts and the atom count of the open-frame term, in one reduction
+            counts = torch.cat([self.loss_fn.counts(t), t.num_atoms.sum().reshape(1)])
         else:
-            counts = torch.zeros(3, dtype=torch.float64, device=ctx.device)
+            counts = torch.zeros(4, dtype=torch.float64, device=ctx.device)
         ctx.all_reduce_(counts)
         if batch is not None:
-            with rotated_frames(model, self.frame_noise):
+            with rotated_frames(model, self.frame_noise), self._gates() as gates:
                 out = predict_batch(model, batch, self.compute_forces, self.compute_stress)
             err = errors(out, t, self.loss_fn.per_atom_energy)
-            loss = self.loss_fn.combine(self.loss_fn.sums(err), counts)
+            loss = self.loss_fn.combine(self.loss_fn.sums(err), counts[:3])
+            if gates:
+                closed = torch.stack([(1.0 - g).sum() for g in gates]).sum().to(torch.float64)
+                loss = loss + self.gate_weight * closed / counts[3].clamp(min=1.0)
             loss.backward()
         all_reduce_gradients(self.params, ctx)
         if not step_is_finite(loss, self.params, ctx):
@@ -122,6 +131,11 @@ class OptimiserStep:
         self.schedule.step_batch()
         self.ema.update()
         return None
+
+    def _gates(self):
+        """The gates of the step's forward pass, if the open-frame term is on (else a block that
+        captures nothing)."""
+        return captured_gates(self.model) if self.gate_weight > 0 else nullcontext([])
 
     def epoch_metrics(self) -> Dict[str, float]:
         """Training errors of the epoch's steps so far, over all ranks; collective."""
