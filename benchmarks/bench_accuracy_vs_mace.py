@@ -44,7 +44,9 @@ not counted for either):
   since tfpot 0.6: on two seeds it lowered the 50-minute test force MAE from 27.1 to 24.2
   meV/Å, benchmarks/README.md), frame noise ``--tfpot-frame-noise`` 0.1 rad (since tfpot 0.8:
   every local frame turned by a random rotation in each training step; on two seeds it lowered
-  the 50-minute test force MAE from 24.2 to 19.1 meV/Å, benchmarks/README.md), energy/forces
+  the 50-minute test force MAE from 24.2 to 19.1 meV/Å, benchmarks/README.md), the open-frame
+  term ``--tfpot-gate-weight`` 1 (since tfpot 0.10: ``w * mean(1 - gate)`` in the loss keeps
+  training from closing the frame gates; benchmarks/README.md, "The open-frame term"), energy/forces
   weights 1/100 (``--tfpot-forces-weight``), EMA 0.99 (``--tfpot-ema-decay``),
   ``--tfpot-schedule``: by default a cosine that anneals the rate to 1e-6 by the end of the
   budget: the budget fixes the number of epochs once, from the measured speed of the first steps,
@@ -621,9 +623,10 @@ def main() -> None:
                         "(default 100, the budget recipe's)")
     p.add_argument("--tfpot-loss", default="mse", choices=("mse", "huber"),
                    help="loss of the tfpot run without a recipe (default mse, the budget recipe's)")
-    p.add_argument("--tfpot-gate-weight", type=float, default=0.0,
+    p.add_argument("--tfpot-gate-weight", type=float, default=1.0,
                    help="weight of the open-frame term (fit's frame_gate_weight: mean of "
-                        "1 - gate over the batch's atoms) in the run without a recipe; 0: off")
+                        "1 - gate over the batch's atoms) in the run without a recipe (default "
+                        "1 since tfpot 0.10); 0: off")
     p.add_argument("--tfpot-huber-delta", type=float, default=0.01,
                    help="with --tfpot-loss huber: the transition point, eV/atom and eV/Å "
                         "(default 0.01)")
