@@ -18,7 +18,7 @@ training-error sums.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, ContextManager, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -132,7 +132,7 @@ class OptimiserStep:
         self.ema.update()
         return None
 
-    def _gates(self):
+    def _gates(self) -> ContextManager[List[Tensor]]:
         """The gates of the step's forward pass, if the open-frame term is on (else a block that
         captures nothing)."""
         return captured_gates(self.model) if self.gate_weight > 0 else nullcontext([])
