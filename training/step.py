@@ -98,7 +98,7 @@ class OptimiserStep:
             err = errors(out, t, self.loss_fn.per_atom_energy)
             loss = self.loss_fn.combine(self.loss_fn.sums(err), counts[:3])
             if gates:
-                closed = torch.stack([(1.0 - g).sum() for g in gates]).sum().to(torch.float64)
+                closed = sum((1.0 - g).sum() for g in gates).to(torch.float64)
                 loss = loss + self.gate_weight * closed / counts[3].clamp(min=1.0)
             loss.backward()
         all_reduce_gradients(self.params, ctx)
