@@ -360,7 +360,9 @@ def tfpot_job(args) -> dict:
         model = fit(model, train, val, epochs=10 ** 6, batch_size=args.tfpot_batch_size,
                     lr=args.tfpot_lr, energy_weight=1.0, forces_weight=args.tfpot_forces_weight,
                     loss_type=args.tfpot_loss, huber_delta=args.tfpot_huber_delta,
-                    frame_gate_weight=args.tfpot_gate_weight, seed=args.seed, weight_decay=args.tfpot_weight_decay,
+                    frame_gate_weight=args.tfpot_gate_weight,
+                    frame_closed_weight=args.tfpot_closed_weight, seed=args.seed,
+                    weight_decay=args.tfpot_weight_decay,
                     amsgrad=args.tfpot_amsgrad, frame_noise=args.tfpot_frame_noise,
                     max_time=args.budget_min * 60.0, out_dir=out,
                     ema_decay=args.tfpot_ema_decay, schedule=args.tfpot_schedule,
@@ -393,7 +395,8 @@ def tfpot_result(args, out: Path, model, wall: float, cpu: float) -> dict:
                 "frame_noise": args.tfpot_frame_noise, "forces_weight": args.tfpot_forces_weight,
                 "ema_decay": args.tfpot_ema_decay, "batch_size": args.tfpot_batch_size,
                 "loss": args.tfpot_loss, "huber_delta": args.tfpot_huber_delta,
-                "frame_gate_weight": args.tfpot_gate_weight}
+                "frame_gate_weight": args.tfpot_gate_weight,
+                "frame_closed_weight": args.tfpot_closed_weight}
     res = {"impl": "tfpot", **({} if args.tfpot_recipe else fit_args),
            "hyper": json.loads(args.tfpot_hyper or "{}"),
            "dtype": args.tfpot_dtype, "recipe": args.tfpot_recipe, "recipe_set": args.tfpot_set,
@@ -627,6 +630,11 @@ def main() -> None:
                    help="weight of the open-frame term (fit's frame_gate_weight: mean of "
                         "1 - gate over the batch's atoms) in the run without a recipe (default "
                         "1 since tfpot 0.10); 0: off")
+    p.add_argument("--tfpot-closed-weight", type=float, default=0.0,
+                   help="weight of the closed-frame term (fit's frame_closed_weight: mean of "
+                        "the frames' shortfall below the gate threshold) in the run without a "
+                        "recipe (default 0: not measured on aspirin); with a recipe use "
+                        "--tfpot-set loss.frame_closed_weight=W")
     p.add_argument("--tfpot-huber-delta", type=float, default=0.01,
                    help="with --tfpot-loss huber: the transition point, eV/atom and eV/Å "
                         "(default 0.01)")
@@ -711,6 +719,7 @@ def main() -> None:
               "--tfpot-forces-weight", str(args.tfpot_forces_weight),
               "--tfpot-loss", args.tfpot_loss, "--tfpot-huber-delta", str(args.tfpot_huber_delta),
               "--tfpot-gate-weight", str(args.tfpot_gate_weight),
+              "--tfpot-closed-weight", str(args.tfpot_closed_weight),
               "--tfpot-ema-decay", str(args.tfpot_ema_decay),
               "--tfpot-batch-size", str(args.tfpot_batch_size),
               *(["--tfpot-amsgrad"] if args.tfpot_amsgrad else []),

@@ -35,7 +35,8 @@ forces and stress), 240 / 30 / 30.
 by ``bench_accuracy_vs_mace.py``) in place of training the variants on that set.
 
 After the training rows, a frame-usage table for the trained default models on symmetric and
-thermal structures: CH4, benzene (aspirin model), perfect and thermal fcc Cu alloy (EMT model).
+thermal structures: CH4, benzene (aspirin model), perfect and thermal fcc Cu alloy and pure fcc Cu
+(EMT model).
 """
 
 from __future__ import annotations
@@ -186,6 +187,13 @@ def main(argv: List[str] | None = None) -> None:
                 a.positions += rng.normal(scale=rms / np.sqrt(3.0), size=a.positions.shape)
                 cells.append(a)
             rows.append((f"fcc Cu/Ni/Al, rms displacement {rms} Å", m, cells))
+        for rms in (0.0, 0.05, 0.1):  # one element: only the displacements break the symmetry
+            cells = []
+            for _ in range(3):
+                a = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
+                a.positions += rng.normal(scale=rms / np.sqrt(3.0), size=a.positions.shape)
+                cells.append(a)
+            rows.append((f"fcc Cu (one element), rms displacement {rms} Å", m, cells))
     for name, m, structs in rows:
         st = gate_statistics(m, structs)
         print(f"| {name} | {int(st['atoms'])} | {st['fraction_closed']:.2f} | "

@@ -6,7 +6,7 @@ import torch
 from ase.build import molecule
 
 from tfpot import _keys as K
-from tfpot.frames import captured_gates, rotated_frames, smoothstep_c2
+from tfpot.frames import captured_gates, captured_shortfalls, rotated_frames, smoothstep_c2
 from tfpot.graph import atoms_to_graph
 from tfpot.diagnostics import local_frames
 from tfpot.testing import random_orthogonal, transform_atoms
@@ -156,4 +156,41 @@ def test_captured_gates_hold_each_pass_gates_with_their_graph_float64():
     assert len(gates) == 1
     with pytest.raises(ValueError, match="has no local frames"):
         with captured_gates(torch.nn.Linear(2, 2)):
+            pass
+
+
+def test_shortfall_has_a_gradient_where_the_gate_is_shut_and_none_at_symmetry_float64():
+    # The closed-frame term (loss.frame_closed_weight) is made of LocalFrames.shortfall,
+    # 1 - min(1, |v1 x v2|^2 / a_lo^2): 0 wherever the gate can be open, and differentiable in the
+    # frame weights where the gate is shut (flat at 0, so 1 - gate gives no gradient there). At
+    # CH4, a symmetric environment for every atom, it is exactly 1 with no gradient.
+    model = make_model()
+    g = atoms_to_graph(ethanol(), model.cutoff)
+    inputs = (g[K.POSITIONS], model.species_index(g[K.ATOMIC_NUMBERS]), g[K.EDGE_INDEX],
+              g[K.SHIFTS])
+    with captured_shortfalls(model) as short:
+        _, gate = model.local_frames(*inputs)
+    assert len(short) == 1 and short[0].shape == gate.shape
+    assert bool(((short[0] >= 0) & (short[0] <= 1)).all())
+    assert torch.equal(short[0][gate > 0], torch.zeros_like(short[0][gate > 0]))
+    # a gate range above every frame's area: every gate shut, so only the shortfall has a slope
+    model.frames.a_lo, model.frames.a_hi = 5.0, 6.0
+    with captured_gates(model) as gates, captured_shortfalls(model) as short:
+        model.local_frames(*inputs)
+    assert torch.equal(gates[0], torch.zeros_like(gates[0]))
+    assert bool((short[0] < 1).all())
+    weights = list(model.frames.weights.parameters())
+    closed_grad = torch.autograd.grad((1.0 - gates[0]).sum(), weights, allow_unused=True)
+    assert all(gr is None or float(gr.abs().max()) == 0.0 for gr in closed_grad)
+    short_grad = torch.autograd.grad(short[0].sum(), weights, allow_unused=True)
+    assert any(gr is not None and float(gr.abs().max()) > 0 for gr in short_grad)
+    model = make_model()
+    g = atoms_to_graph(molecule("CH4"), model.cutoff)
+    with captured_shortfalls(model) as short:
+        model.local_frames(g[K.POSITIONS].to(torch.float64).requires_grad_(),
+                           model.species_index(g[K.ATOMIC_NUMBERS]), g[K.EDGE_INDEX],
+                           g[K.SHIFTS])
+    assert torch.allclose(short[0], torch.ones_like(short[0]), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="has no local frames"):
+        with captured_shortfalls(torch.nn.Linear(2, 2)):
             pass

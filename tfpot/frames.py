@@ -30,12 +30,16 @@ test force MAE at 0.1 rad; benchmarks/README.md). Evaluation mode never rotates.
 :func:`captured_gates` hands a training step the gates of its forward pass, for the open-frame
 term ``loss.frame_gate_weight`` (``w * mean(1 - g)``), which keeps training from closing gates
 that the environment lets open (on aspirin: every gate open, 25.2 -> 19.2 meV/Å at 50 minutes).
+That term has no gradient where a gate is shut (the gate is flat at 0 below ``a_lo``);
+:func:`captured_shortfalls` gives the closed-frame term ``loss.frame_closed_weight``
+(``w * mean(1 - min(1, |v1 x v2|^2 / a_lo^2))``), which has one wherever ``v1 x v2 != 0``, so
+it can reopen a frame that training shut (at an exactly symmetric site it has none either).
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, List, Tuple
+from typing import Callable, Iterator, List, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -120,6 +124,34 @@ class LocalFrames(nn.Module):
     def frames_and_gates(self, species: Tensor, rbf: Tensor, env: Tensor, unit: Tensor,
                          centre: Tensor, neighbour: Tensor) -> Tuple[Tensor, Tensor]:
         """The frames and gates of the environment, never rotated (shapes as the class)."""
+        v1, v2 = self.frame_vectors(species, rbf, env, unit, centre, neighbour)
+        area_sq = (torch.linalg.cross(v1, v2) ** 2).sum(-1)
+        # |v1 x v2| where it exceeds a_lo; a constant below (no gradient: sqrt is safe).
+        above = area_sq > self.a_lo * self.a_lo
+        area = torch.sqrt(torch.where(above, area_sq,
+                                      torch.full_like(area_sq, self.a_lo * self.a_lo)))
+        gate = smoothstep_c2((area - self.a_lo) / (self.a_hi - self.a_lo))
+        tiny = 1e-12 * self.a_lo ** 2
+        e1, _ = _safe_normalize(v1, tiny)
+        u2 = v2 - (v2 * e1).sum(-1, keepdim=True) * e1
+        e2, _ = _safe_normalize(u2, tiny)
+        e3 = torch.linalg.cross(e1, e2)
+        frames = torch.stack([e1, e2, e3], dim=1)
+        return frames, gate
+
+    def shortfall(self, species: Tensor, rbf: Tensor, env: Tensor, unit: Tensor, centre: Tensor,
+                  neighbour: Tensor) -> Tensor:
+        """How far each frame is below the gate's threshold, ``1 - min(1, |v1 x v2|^2 / a_lo^2)``,
+        shape (N,) in [0, 1]: 0 wherever the gate can be open, 1 where ``v1 x v2 = 0``. Smooth in
+        the weights, with a gradient where the gate (flat at 0 below ``a_lo``) has none (training
+        only: the closed-frame term ``loss.frame_closed_weight``)."""
+        v1, v2 = self.frame_vectors(species, rbf, env, unit, centre, neighbour)
+        area_sq = (torch.linalg.cross(v1, v2) ** 2).sum(-1)
+        return 1.0 - (area_sq / (self.a_lo * self.a_lo)).clamp(max=1.0)
+
+    def frame_vectors(self, species: Tensor, rbf: Tensor, env: Tensor, unit: Tensor,
+                      centre: Tensor, neighbour: Tensor) -> Tuple[Tensor, Tensor]:
+        """The two equivariant vectors ``v1, v2`` (N, 3) of each environment (class docstring)."""
         n = species.shape[0]
         w = torch.tanh(self.weight_logits(species, rbf, centre, neighbour))  # (E, 3)
         we = w * env.unsqueeze(-1)
@@ -134,18 +166,7 @@ class LocalFrames(nn.Module):
         v2 = torch.zeros(n, 3, dtype=unit.dtype, device=unit.device).index_add(
             0, centre, (we[:, 1:2] + we[:, 2:3] * proj) * unit)
         v2 = v2 / torch.sqrt(norm[:, 1:2] ** 2 + norm[:, 2:3] ** 2)
-        area_sq = (torch.linalg.cross(v1, v2) ** 2).sum(-1)
-        # |v1 x v2| where it exceeds a_lo; a constant below (no gradient: sqrt is safe).
-        above = area_sq > self.a_lo * self.a_lo
-        area = torch.sqrt(torch.where(above, area_sq, torch.full_like(area_sq, self.a_lo * self.a_lo)))
-        gate = smoothstep_c2((area - self.a_lo) / (self.a_hi - self.a_lo))
-        tiny = 1e-12 * self.a_lo ** 2
-        e1, _ = _safe_normalize(v1, tiny)
-        u2 = v2 - (v2 * e1).sum(-1, keepdim=True) * e1
-        e2, _ = _safe_normalize(u2, tiny)
-        e3 = torch.linalg.cross(e1, e2)
-        frames = torch.stack([e1, e2, e3], dim=1)
-        return frames, gate
+        return v1, v2
 
     def extra_repr(self) -> str:
         return f"gate_range=({self.a_lo}, {self.a_hi}), SO(3) Gram-Schmidt frames"
@@ -198,14 +219,37 @@ def captured_gates(model: nn.Module) -> Iterator[List[Tensor]]:
     Raises:
         ValueError: ``model`` has no local frames.
     """
+    with _captured(model, lambda _m, _inp, out: out[1]) as gates:
+        yield gates
+
+
+@contextmanager
+def captured_shortfalls(model: nn.Module) -> Iterator[List[Tensor]]:
+    """Within the block, :meth:`LocalFrames.shortfall` (N,) of every forward pass of ``model``'s
+    local frames is appended to the yielded list, with its graph (the training-time closed-frame
+    term, ``loss.frame_closed_weight``). Each pass computes the frame vectors once more.
+
+    Raises:
+        ValueError: ``model`` has no local frames.
+    """
+    with _captured(model, lambda m, inp, _out: m.shortfall(*inp)) as shortfalls:
+        yield shortfalls
+
+
+@contextmanager
+def _captured(model: nn.Module, take: Callable[[LocalFrames, Tuple[Tensor, ...],
+                                               Tuple[Tensor, Tensor]], Tensor]
+              ) -> Iterator[List[Tensor]]:
+    """Forward hooks on every :class:`LocalFrames` of ``model`` that append ``take(module,
+    inputs, outputs)`` to the yielded list; removed at the end of the block."""
     modules = [m for m in model.modules() if isinstance(m, LocalFrames)]
     if not modules:
         raise ValueError(f"{type(model).__name__} has no local frames, so it has no gates")
-    gates: List[Tensor] = []
-    handles = [m.register_forward_hook(lambda _m, _inp, out: gates.append(out[1]))
+    taken: List[Tensor] = []
+    handles = [m.register_forward_hook(lambda mod, inp, out: taken.append(take(mod, inp, out)))
                for m in modules]
     try:
-        yield gates
+        yield taken
     finally:
         for h in handles:
             h.remove()

@@ -180,6 +180,10 @@ class LossConfig:
     frame_gate_weight: float = _f(0.0, "weight of the open-frame term: the mean over the batch's "
                                         "atoms of 1 - gate, which keeps training from closing "
                                         "the frame gates (0: off)", min=0)
+    frame_closed_weight: float = _f(0.0, "weight of the closed-frame term: the mean over the "
+                                         "batch's atoms of 1 - min(1, |v1 x v2|^2 / a_lo^2), "
+                                         "which reopens frames that training shut, where the "
+                                         "open-frame term has no gradient (0: off)", min=0)
 
 
 @dataclass

@@ -28,7 +28,8 @@ from tfpot.training.resume import checkpoint_to_resume
 def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence] = None, *,
         epochs: int = 100, batch_size: int = 8, lr: float = 5e-3, energy_weight: float = 1.0,
         forces_weight: float = 10.0, stress_weight: float = 0.0, loss_type: str = "mse",
-        huber_delta: float = 0.01, frame_gate_weight: float = 0.0, seed: int = 0,
+        huber_delta: float = 0.01, frame_gate_weight: float = 0.0,
+        frame_closed_weight: float = 0.0, seed: int = 0,
         max_time: Optional[float] = None, out_dir: Optional[Union[str, Path]] = None,
         ema_decay: Optional[float] = 0.99, e0: Union[str, Mapping[str, float]] = "least_squares",
         schedule: str = "plateau", weight_decay: float = 0.0, amsgrad: bool = False,
@@ -52,6 +53,9 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
             units of each term (eV/atom, eV/Å, eV/Å^3) (``loss.type``, ``loss.huber_delta``).
         frame_gate_weight: weight of the open-frame term, the mean of ``1 - gate`` over the
             batch's atoms (``loss.frame_gate_weight``); 0: off.
+        frame_closed_weight: weight of the closed-frame term, the mean of
+            :meth:`tfpot.frames.LocalFrames.shortfall` over the batch's atoms
+            (``loss.frame_closed_weight``): it reopens frames that training shut; 0: off.
         schedule: ``plateau``, ``constant`` or ``cosine``; ``max_time`` (s) fixes the number of
             epochs once, from the measured speed (:mod:`tfpot.training.budget`), and the cosine
             reaches its floor (1e-6) at the end of them, so a budgeted run ends annealed.
@@ -75,7 +79,8 @@ def fit(model: EnergyModel, train_atoms: Sequence, val_atoms: Optional[Sequence]
                              e0=e0 if isinstance(e0, str) else dict(e0)),
         loss=LossConfig(energy_weight=energy_weight, forces_weight=forces_weight,
                         stress_weight=stress_weight, type=loss_type,
-                        huber_delta=huber_delta, frame_gate_weight=frame_gate_weight),
+                        huber_delta=huber_delta, frame_gate_weight=frame_gate_weight,
+                        frame_closed_weight=frame_closed_weight),
         optimizer=OptimizerConfig(lr=lr, weight_decay=weight_decay, amsgrad=amsgrad),
         schedule=ScheduleConfig(type=schedule),
         training=TrainingConfig(max_epochs=epochs, max_time=max_time, batch_size=batch_size,

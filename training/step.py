@@ -5,6 +5,9 @@
                                                                     with training.frame_noise)
          + w_g * sum_i (1 - g_i) / global atom count                (loss.frame_gate_weight: the
                                                                     open-frame term, off at 0)
+         + w_c * sum_i s_i / global atom count                      (loss.frame_closed_weight:
+                                                                    the closed-frame term, s_i =
+                                                                    LocalFrames.shortfall)
     g  = sum_r dL_r/dw                                              (all_reduce)
     w  = AdamW(w, clip(g));  lr <- schedule;  w_ema <- EMA(w)
 
@@ -17,13 +20,13 @@ training-error sums.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from typing import Any, ContextManager, Dict, List, Mapping, Optional, Tuple
+from contextlib import ExitStack, contextmanager, nullcontext
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from tfpot.frames import captured_gates, rotated_frames
+from tfpot.frames import captured_gates, captured_shortfalls, rotated_frames
 from tfpot.training.config import TrainConfig
 from tfpot.training.distributed import DistContext, all_reduce_gradients
 from tfpot.training.ema import ExponentialMovingAverage
@@ -56,6 +59,8 @@ class OptimiserStep:
                                     lo.per_atom_energy, lo.type, lo.huber_delta)
         #: weight of the open-frame term, w_g * mean over the batch's atoms of (1 - g_i)
         self.gate_weight = lo.frame_gate_weight
+        #: weight of the closed-frame term, w_c * mean over the batch's atoms of the shortfall
+        self.closed_weight = lo.frame_closed_weight
         self.compute_forces = lo.forces_weight > 0
         self.compute_stress = lo.stress_weight > 0
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -93,13 +98,16 @@ class OptimiserStep:
             counts = torch.zeros(4, dtype=torch.float64, device=ctx.device)
         ctx.all_reduce_(counts)
         if batch is not None:
-            with rotated_frames(model, self.frame_noise), self._gates() as gates:
+            with rotated_frames(model, self.frame_noise), self._frame_terms() as (gates, short):
                 out = predict_batch(model, batch, self.compute_forces, self.compute_stress)
             err = errors(out, t, self.loss_fn.per_atom_energy)
             loss = self.loss_fn.combine(self.loss_fn.sums(err), counts[:3])
             if gates:
                 closed = sum((1.0 - g).sum() for g in gates).to(torch.float64)
                 loss = loss + self.gate_weight * closed / counts[3].clamp(min=1.0)
+            if short:
+                below = sum(s.sum() for s in short).to(torch.float64)
+                loss = loss + self.closed_weight * below / counts[3].clamp(min=1.0)
             loss.backward()
         all_reduce_gradients(self.params, ctx)
         if not step_is_finite(loss, self.params, ctx):
@@ -132,10 +140,19 @@ class OptimiserStep:
         self.ema.update()
         return None
 
-    def _gates(self) -> ContextManager[List[Tensor]]:
-        """The gates of the step's forward pass, if the open-frame term is on (else a block that
-        captures nothing)."""
-        return captured_gates(self.model) if self.gate_weight > 0 else nullcontext([])
+    @contextmanager
+    def _frame_terms(self) -> Iterator[Tuple[List[Tensor], List[Tensor]]]:
+        """The gates and frame shortfalls of the step's forward pass, each captured only if its
+        term (open-frame, closed-frame) is on (else an empty list)."""
+        with ExitStack() as stack:
+            gates = stack.enter_context(self._captured(captured_gates, self.gate_weight))
+            short = stack.enter_context(self._captured(captured_shortfalls, self.closed_weight))
+            yield gates, short
+
+    def _captured(self, capture: Callable[[torch.nn.Module], ContextManager[List[Tensor]]],
+                  weight: float) -> ContextManager[List[Tensor]]:
+        """``capture(model)`` if its term's ``weight`` is on, else a block that captures nothing."""
+        return capture(self.model) if weight > 0 else nullcontext([])
 
     def epoch_metrics(self) -> Dict[str, float]:
         """Training errors of the epoch's steps so far, over all ranks; collective."""

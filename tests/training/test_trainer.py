@@ -299,3 +299,34 @@ def test_fit_with_open_frame_term_opens_gates_and_repeats():
     assert closed(a) < 0.5 * before
     sa, sb = a.state_dict(), b.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_fit_with_closed_frame_term_reopens_shut_gates_and_repeats():
+    # loss.frame_closed_weight adds w * mean(shortfall): with a gate range that starts most of the
+    # demo molecules' gates shut (where the open-frame term has no gradient), training on that
+    # term alone (energy weight 1e-9, no forces) leaves fewer gates shut than it starts with,
+    # and the same seed gives the same weights bit for bit (float64).
+    from tfpot.data import demo_dataset_path, read_structures
+    from tfpot.diagnostics import frame_gates
+
+    atoms = read_structures(demo_dataset_path(), indices=list(range(0, 80, 10)))
+
+    def model():
+        return tfpot.build_model(["H", "C", "O"], cutoff=4.0, preset="small", dtype="float64",
+                                 hidden=16, num_layers=1, reps="16x0+4x1+2x2", seed=1,
+                                 gate_range=(0.9, 1.2))
+
+    def shut(m):
+        return float(np.mean([np.mean(frame_gates(m, a) == 0.0) for a in atoms]))
+
+    def run(weight):
+        return fit(model(), atoms, epochs=3, batch_size=4, lr=1e-2, seed=0, energy_weight=1e-9,
+                   forces_weight=0.0, frame_closed_weight=weight, ema_decay=None)
+
+    before = shut(model())
+    a, b = run(1.0), run(1.0)
+    assert before > 0.5  # most gates start shut (0.74)
+    assert shut(a) < 0.5 * before  # (0.22)
+    assert shut(run(0.0)) > 0.9 * before  # the term, not the energy's 1e-9, opened them
+    sa, sb = a.state_dict(), b.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
