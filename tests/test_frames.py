@@ -137,14 +137,19 @@ def test_rotated_frames_rejects_negative_noise_and_models_without_frames():
         pass
 
 
+def frame_inputs(model, atoms):
+    """The arguments of ``model.local_frames`` for ``atoms``."""
+    g = atoms_to_graph(atoms, model.cutoff)
+    return (g[K.POSITIONS], model.species_index(g[K.ATOMIC_NUMBERS]), g[K.EDGE_INDEX],
+            g[K.SHIFTS])
+
+
 def test_captured_gates_hold_each_pass_gates_with_their_graph_float64():
     # The open-frame term (loss.frame_gate_weight) is made of the gates of the step's forward
     # pass: the block collects exactly the gates local_frames returns, differentiable in the
     # frame weights, and stops collecting at its end.
     model = make_model()
-    g = atoms_to_graph(ethanol(), model.cutoff)
-    inputs = (g[K.POSITIONS], model.species_index(g[K.ATOMIC_NUMBERS]), g[K.EDGE_INDEX],
-              g[K.SHIFTS])
+    inputs = frame_inputs(model, ethanol())
     with captured_gates(model) as gates:
         _, gate = model.local_frames(*inputs)
     assert len(gates) == 1 and torch.equal(gates[0], gate)
@@ -165,9 +170,7 @@ def test_shortfall_has_a_gradient_where_the_gate_is_shut_and_none_at_symmetry_fl
     # frame weights where the gate is shut (flat at 0, so 1 - gate gives no gradient there). At
     # CH4, a symmetric environment for every atom, it is exactly 1 with no gradient.
     model = make_model()
-    g = atoms_to_graph(ethanol(), model.cutoff)
-    inputs = (g[K.POSITIONS], model.species_index(g[K.ATOMIC_NUMBERS]), g[K.EDGE_INDEX],
-              g[K.SHIFTS])
+    inputs = frame_inputs(model, ethanol())
     with captured_shortfalls(model) as short:
         _, gate = model.local_frames(*inputs)
     assert len(short) == 1 and short[0].shape == gate.shape
@@ -185,12 +188,12 @@ def test_shortfall_has_a_gradient_where_the_gate_is_shut_and_none_at_symmetry_fl
     short_grad = torch.autograd.grad(short[0].sum(), weights, allow_unused=True)
     assert any(gr is not None and float(gr.abs().max()) > 0 for gr in short_grad)
     model = make_model()
-    g = atoms_to_graph(molecule("CH4"), model.cutoff)
     with captured_shortfalls(model) as short:
-        model.local_frames(g[K.POSITIONS].to(torch.float64).requires_grad_(),
-                           model.species_index(g[K.ATOMIC_NUMBERS]), g[K.EDGE_INDEX],
-                           g[K.SHIFTS])
+        model.local_frames(*frame_inputs(model, molecule("CH4")))
     assert torch.allclose(short[0], torch.ones_like(short[0]), rtol=0, atol=1e-12)
+    weights = list(model.frames.weights.parameters())
+    grads = torch.autograd.grad(short[0].sum(), weights, allow_unused=True)
+    assert all(gr is None or float(gr.abs().max()) < 1e-12 for gr in grads)
     with pytest.raises(ValueError, match="has no local frames"):
         with captured_shortfalls(torch.nn.Linear(2, 2)):
             pass
