@@ -41,6 +41,14 @@ class TestModelWithRadialFilter(ModelContract):
         return make_model(message="mlp", radial_filter="tanh", dtype=dtype)
 
 
+class TestModelWithFrameEnsemble(ModelContract):
+    """MLP messages plus the weighted pair-frame ensemble (``ensemble_channels``, opt-in since
+    tfpot 0.12): frames that exist at symmetric sites too."""
+
+    def build_model(self, dtype):
+        return make_model(message="mlp", ensemble_channels=8, ensemble_cutoff=3.0, dtype=dtype)
+
+
 class TestMirrorAveragedModel(ModelContract):
     """The mirror-averaged model of tfpot < 0.2, as loaded from its files."""
 

@@ -1,5 +1,6 @@
 """What the frame gates do on real data: how many atoms have a usable frame, and how much of
-the energy the frame path carries."""
+the energy the frame path (gated frames and, where a model has one, the weighted frame ensemble)
+carries."""
 
 from __future__ import annotations
 
@@ -26,6 +27,35 @@ def local_frames(model: EnergyModel, atoms: Atoms) -> Tuple[torch.Tensor, torch.
     return model.local_frames(g[K.POSITIONS], species, g[K.EDGE_INDEX], g[K.SHIFTS])
 
 
+@torch.no_grad()
+def frame_ensemble_features(model: EnergyModel, atoms: Atoms) -> torch.Tensor:
+    """The weighted frame ensemble's features (N, mul0) of every atom (what joins its scalars
+    after layer 1; :mod:`tfpot.nn.frame_ensemble`).
+
+    Raises:
+        ValueError: the model has no frame ensemble (``ensemble_channels`` 0).
+    """
+    if model.frame_ensemble is None:
+        raise ValueError("this model has no frame ensemble (ensemble_channels = 0)")
+    g = atoms_to_graph(atoms, model.cutoff)
+    edge_index = g[K.EDGE_INDEX]
+    geometry = edge_geometry(g[K.POSITIONS], edge_index, g[K.SHIFTS],
+                             model.embedding.weight.dtype)
+    species = model.species_index(g[K.ATOMIC_NUMBERS])
+    return model.frame_ensemble(species, geometry.r, geometry.unit, model.rbf(geometry.r),
+                                edge_index[0], edge_index[1])
+
+
+def frame_free_model(model: EnergyModel) -> EnergyModel:
+    """The same weights with the frame path switched off (the ablation): every gate forced shut
+    and the frame ensemble, if any, removed. In evaluation mode."""
+    free = model_from_config({**model.config, "gate_range": (1e6, 2e6)})
+    free = free.to(model.embedding.weight.dtype)
+    free.load_state_dict(model.state_dict())
+    free.frame_ensemble = None
+    return free.eval()
+
+
 def frame_gates(model: EnergyModel, atoms: Atoms) -> np.ndarray:
     """Gate g_i in [0, 1] of every atom (1: frame fully used, 0: frame-free), float64."""
     return local_frames(model, atoms)[1].double().numpy()
@@ -34,11 +64,8 @@ def frame_gates(model: EnergyModel, atoms: Atoms) -> np.ndarray:
 def gate_statistics(model: EnergyModel, structures: Iterable[Atoms]) -> Dict[str, float]:
     """Fractions of atoms with closed (g = 0), partial (0 < g < 1) and open (g = 1) gates, and the
     mean |E_frames - E_frame-free| per atom: the energy the frame path carries, measured by
-    evaluating the same weights with every gate forced closed."""
-    closed_model = model_from_config({**model.config, "gate_range": (1e6, 2e6)})
-    closed_model = closed_model.to(model.embedding.weight.dtype)
-    closed_model.load_state_dict(model.state_dict())
-    closed_model.eval()
+    evaluating the same weights with the frame path off (:func:`frame_free_model`)."""
+    closed_model = frame_free_model(model)
     gates, diffs = [], []
     for atoms in structures:
         gates.append(frame_gates(model, atoms))

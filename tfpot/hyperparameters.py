@@ -66,6 +66,12 @@ class ModelHyperparameters:
                          choices=PARITY_MODES)
     avg_num_neighbors: float = _param(10.0, "fixed message normalisation (a typical neighbour "
                                             "count)", gt=0)
+    ensemble_channels: int = _param(0, "width of the weighted frame ensemble, local coordinates "
+                                       "in pair frames of the inner neighbours, which exist at "
+                                       "symmetric sites too (tfpot.nn.frame_ensemble); 0: off",
+                                    min=0)
+    ensemble_cutoff: float = _param(3.4, "inner cutoff of the frame ensemble, Å (its switch "
+                                         "starts 0.5 Å before)", gt=0.5)
     envelope_p: int = _param(6, "exponent of the polynomial cutoff envelope (>= 2: the envelope "
                                 "vanishes with two derivatives at the cutoff)", min=2)
 

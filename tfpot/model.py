@@ -32,6 +32,7 @@ from tfpot.geometry import EdgeGeometry, edge_geometry, edge_vectors_geometry
 from tfpot.halo import pack_state, state_width, unpack_state
 from tfpot.hyperparameters import ModelHyperparameters
 from tfpot.model_file import save_model
+from tfpot.nn.frame_ensemble import FrameEnsemble
 from tfpot.nn.messages import MESSAGES
 from tfpot.nn.mlp import MLP
 from tfpot.nn.power_spectrum import AngularPowerSpectrum
@@ -98,6 +99,13 @@ class EnergyModel(nn.Module):
                                                    hp.lmax, norm=hp.avg_num_neighbors)
         self.ps_mlp = MLP(self.power_spectrum.out_dim, [hidden], self.mul0)
         self.frames = LocalFrames(len(species), num_basis, gate_range=hp.gate_range)
+        if hp.ensemble_channels > 0 and hp.ensemble_cutoff > cutoff:
+            raise ValueError(f"ensemble_cutoff {hp.ensemble_cutoff} Å exceeds the cutoff "
+                             f"{cutoff} Å")
+        # weighted pair-frame ensemble (None: off); joins the scalars after layer 1 like p
+        self.frame_ensemble = (FrameEnsemble(len(species), num_basis, hp.ensemble_channels,
+                                             self.mul0, hp.ensemble_cutoff)
+                               if hp.ensemble_channels > 0 else None)
         equivariant = hp.parity == "equivariant"
         layers = []
         for t in range(hp.num_layers):
@@ -181,12 +189,12 @@ class EnergyModel(nn.Module):
         # Edge vectors are formed in the input's precision (float64 positions keep float32 models
         # exact to their own rounding, whatever the absolute coordinates); then cast.
         vec = pos.index_select(0, edge_index[1]) - pos.index_select(0, edge_index[0]) + shifts
-        unit, rbf, env = self._edge_terms(vec)
-        s, V, T, frames, gate = self._layer_features(0, unit, rbf, env, species, edge_index,
+        r, unit, rbf, env = self._edge_terms(vec)
+        s, V, T, frames, gate = self._layer_features(0, r, unit, rbf, env, species, edge_index,
                                                      None)
         for t in range(1, self.num_layers):
-            s, V, T, frames, gate = self._layer_features(t, unit, rbf, env, species, edge_index,
-                                                         (s, V, T, frames, gate))
+            s, V, T, frames, gate = self._layer_features(t, r, unit, rbf, env, species,
+                                                         edge_index, (s, V, T, frames, gate))
         return s
 
     def atomic_energies(self, pos: Tensor, species: Tensor, edge_index: Tensor,
@@ -230,23 +238,23 @@ class EnergyModel(nn.Module):
             return pack_state(s, V, T, frames, gate, n, nlocal, False)
         return self.readout(s[:nlocal], species[:nlocal])
 
-    def _edge_terms(self, vec: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """Unit vectors (E, 3), radial basis (E, num_basis) and envelope (E,) in the model's
-        dtype, from edge vectors in any float dtype."""
+    def _edge_terms(self, vec: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Lengths (E,) Å, unit vectors (E, 3), radial basis (E, num_basis) and envelope (E,) in
+        the model's dtype, from edge vectors in any float dtype."""
         geometry = edge_vectors_geometry(vec, self.embedding.weight.dtype)
-        return geometry.unit, self.rbf(geometry.r), self.envelope(geometry.r)
+        return geometry.r, geometry.unit, self.rbf(geometry.r), self.envelope(geometry.r)
 
     def _stage_features(self, t: int, vec: Tensor, species: Tensor, edge_index: Tensor,
                         state: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """(s, V, T, frames, gate) of every atom after layer t+1 (see :meth:`stage`)."""
-        unit, rbf, env = self._edge_terms(vec)
+        r, unit, rbf, env = self._edge_terms(vec)
         previous: Optional[Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]] = None
         if t > 0:
             previous = unpack_state(state.to(unit.dtype), self.mul0, self.mul1, self.mul2, False)
-        return self._layer_features(t, unit, rbf, env, species, edge_index, previous)
+        return self._layer_features(t, r, unit, rbf, env, species, edge_index, previous)
 
-    def _layer_features(self, t: int, unit: Tensor, rbf: Tensor, env: Tensor, species: Tensor,
-                        edge_index: Tensor,
+    def _layer_features(self, t: int, r: Tensor, unit: Tensor, rbf: Tensor, env: Tensor,
+                        species: Tensor, edge_index: Tensor,
                         previous: Optional[Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]]
                         ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """(s, V, T, frames, gate) of every atom after layer t+1, from the edge terms of
@@ -261,6 +269,8 @@ class EnergyModel(nn.Module):
             frames, gate = self.frames(species, rbf, env, unit, centre, neighbour)
             p = self.ps_mlp(self.power_spectrum(rbf, env, unit, species.index_select(0, neighbour),
                                                 centre, n))
+            if self.frame_ensemble is not None:
+                p = p + self.frame_ensemble(species, r, unit, rbf, centre, neighbour)
             s = self.embedding(species)
             V = torch.zeros(n, self.mul1, 3, dtype=unit.dtype, device=unit.device)
             T = torch.zeros(n, self.mul2, 3, 3, dtype=unit.dtype, device=unit.device)

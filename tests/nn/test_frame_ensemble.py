@@ -1,0 +1,109 @@
+"""The weighted pair-frame ensemble: its index lists, exact invariance, smoothness where frames
+appear and vanish, and local coordinates at symmetric sites (where the gated frames are shut)."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk, molecule
+
+from tfpot.diagnostics import frame_ensemble_features, frame_free_model, frame_gates
+from tfpot.inference import predict
+from tfpot.nn.frame_ensemble import FrameEnsemble, ensemble_indices
+from tfpot.testing import assert_smooth_scan, random_orthogonal, transform_atoms
+
+from helpers import make_model
+
+
+def test_indices_list_every_ordered_pair_and_every_triple_of_one_centre():
+    # brute force on a random edge list: pairs = ordered (a, b), a != b, same centre, both inner;
+    # triples = (pair, c) for every inner c of that centre
+    g = torch.Generator().manual_seed(0)
+    centre = torch.randint(0, 5, (40,), generator=g)
+    inner = torch.rand(40, generator=g) < 0.7
+    pa, pb, tp, tc = ensemble_indices(centre, inner, 6)
+    pairs = set(zip(pa.tolist(), pb.tolist()))
+    ids = [e for e in range(40) if inner[e]]
+    want = {(a, b) for a, b in itertools.permutations(ids, 2) if centre[a] == centre[b]}
+    assert pairs == want and len(pairs) == pa.shape[0]
+    triples = {(int(pa[p]), int(pb[p]), int(c)) for p, c in zip(tp.tolist(), tc.tolist())}
+    want3 = {(a, b, c) for a, b in want for c in ids if centre[c] == centre[a]}
+    assert triples == want3 and len(triples) == tp.shape[0]
+
+
+def _ensemble_model(dtype=torch.float64, **hyper):
+    return make_model(ensemble_channels=8, ensemble_cutoff=3.0, dtype=dtype, **hyper).eval()
+
+
+def test_features_are_invariant_and_follow_a_permutation_float64():
+    # rotation + reflection (random orthogonal, det -1 included) and a shuffle of the atoms:
+    # features move with their atoms, to 1e-10 (float64)
+    model = _ensemble_model()
+    atoms = molecule("CH3CH2OH")
+    h = frame_ensemble_features(model, atoms)
+    assert h.abs().max() > 1e-3, "the ensemble should produce features on ethanol"
+    rng = np.random.default_rng(1)
+    for det in (1.0, -1.0):
+        Q = random_orthogonal(rng)
+        if np.linalg.det(Q) * det < 0:
+            Q = -Q
+        moved = transform_atoms(atoms, Q, np.array([0.3, -1.0, 2.0]))
+        perm = rng.permutation(len(atoms))
+        h2 = frame_ensemble_features(model, moved[perm])
+        assert torch.allclose(h2, h[perm], atol=1e-10, rtol=0), f"det {det}"
+
+
+def test_frames_exist_at_cubic_and_tetrahedral_sites_where_the_gates_are_shut_float64():
+    # perfect fcc Cu and the C of CH4: every gate is shut (no equivariant vector), yet the
+    # ensemble gives each atom local-coordinate features, the same for symmetry-equivalent atoms,
+    # and they change when the site is distorted; the energy differs from the frame-free model's
+    model = _ensemble_model()
+    cu = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))
+    assert np.all(frame_gates(model, cu) == 0.0)
+    h = frame_ensemble_features(model, cu)
+    assert h.abs().max() > 1e-3
+    assert torch.allclose(h, h[:1].expand_as(h), atol=1e-10)  # all fcc sites alike
+    ch4 = molecule("CH4")
+    assert frame_gates(model, ch4)[0] == 0.0
+    assert frame_ensemble_features(model, ch4)[0].abs().max() > 1e-3
+    rattled = cu.copy()
+    rattled.positions += np.random.default_rng(0).normal(scale=0.05, size=rattled.positions.shape)
+    assert (frame_ensemble_features(model, rattled) - h).abs().max() > 1e-4
+    e = predict(model, cu, stress=False)["energy"]
+    e_free = predict(frame_free_model(model), cu, stress=False)["energy"]
+    assert abs(e - e_free) > 1e-4 * len(cu)
+
+
+@pytest.mark.parametrize("path", ["through_inner_cutoff", "through_collinear"])
+def test_energy_is_smooth_where_frames_appear_and_vanish_float64(path):
+    # O at the origin, H on +x; a second H moves (a) radially out through the inner switch
+    # (2.5 -> 3.0 Å) and (b) across the line through O and the first H (a pair's sin^2 passes
+    # 0.2 and 0.05 on both sides): no jump in E, forces = -dE/ds (assert_smooth_scan, float64)
+    model = _ensemble_model()
+    if path == "through_inner_cutoff":
+        atoms = Atoms("OHH", positions=[[0, 0, 0], [1.0, 0, 0], [0.3, 2.3, 0.2]])
+        direction, length = [0.13, 1.0, 0.09], 1.0
+    else:
+        atoms = Atoms("OHH", positions=[[0, 0, 0], [1.0, 0, 0], [-1.2, -0.8, 0.1]])
+        direction, length = [0.0, 1.0, 0.0], 1.6
+    assert_smooth_scan(model, atoms, 2, direction, length=length, n_steps=400)
+
+
+def test_no_inner_pair_gives_zero_features_float64():
+    # an atom with fewer than two inner neighbours has no frame: features exactly 0
+    ens = FrameEnsemble(2, 8, channels=4, out_dim=5, cutoff=3.0).double()
+    species = torch.tensor([0, 1, 1])
+    r = torch.tensor([1.0, 3.5, 1.0], dtype=torch.float64)
+    unit = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [-1.0, 0, 0]], dtype=torch.float64)
+    rbf = torch.rand(3, 8, dtype=torch.float64)
+    centre = torch.tensor([0, 0, 1])
+    neighbour = torch.tensor([1, 2, 0])
+    h = ens(species, r, unit, rbf, centre, neighbour)
+    assert torch.count_nonzero(h) == 0
+
+
+def test_refuses_an_inner_cutoff_beyond_the_cutoff():
+    with pytest.raises(ValueError, match="ensemble_cutoff 4.5 Å exceeds the cutoff 4.0 Å"):
+        make_model(ensemble_channels=8, ensemble_cutoff=4.5)
