@@ -56,22 +56,42 @@ def frame_free_model(model: EnergyModel) -> EnergyModel:
     return free.eval()
 
 
+def ensemble_free_model(model: EnergyModel) -> EnergyModel:
+    """The same weights without the frame ensemble (gates as they are). In evaluation mode.
+
+    Raises:
+        ValueError: the model has no frame ensemble.
+    """
+    if model.frame_ensemble is None:
+        raise ValueError("this model has no frame ensemble (ensemble_channels = 0)")
+    free = model_from_config(model.config).to(model.embedding.weight.dtype)
+    free.load_state_dict(model.state_dict())
+    free.frame_ensemble = None
+    return free.eval()
+
+
 def frame_gates(model: EnergyModel, atoms: Atoms) -> np.ndarray:
     """Gate g_i in [0, 1] of every atom (1: frame fully used, 0: frame-free), float64."""
     return local_frames(model, atoms)[1].double().numpy()
 
 
 def gate_statistics(model: EnergyModel, structures: Iterable[Atoms]) -> Dict[str, float]:
-    """Fractions of atoms with closed (g = 0), partial (0 < g < 1) and open (g = 1) gates, and the
-    mean |E_frames - E_frame-free| per atom: the energy the frame path carries, measured by
-    evaluating the same weights with the frame path off (:func:`frame_free_model`)."""
+    """Fractions of atoms with closed (g = 0), partial (0 < g < 1) and open (g = 1) gates, the
+    mean |E_frames - E_frame-free| per atom (eV): the energy the frame path carries, measured by
+    evaluating the same weights with the frame path off (:func:`frame_free_model`), and for a
+    model with a frame ensemble the part of it that the ensemble carries (the same without the
+    ensemble only, :func:`ensemble_free_model`; NaN without one)."""
     closed_model = frame_free_model(model)
-    gates, diffs = [], []
+    no_ensemble = ensemble_free_model(model) if model.frame_ensemble is not None else None
+    gates, diffs, ens = [], [], []
     for atoms in structures:
         gates.append(frame_gates(model, atoms))
         e_open = predict(model, atoms, stress=False)["energy"]
         e_closed = predict(closed_model, atoms, stress=False)["energy"]
         diffs.append(abs(e_open - e_closed) / len(atoms))
+        if no_ensemble is not None:
+            ens.append(abs(e_open - predict(no_ensemble, atoms, stress=False)["energy"])
+                       / len(atoms))
     g = np.concatenate(gates)
     return {
         "atoms": float(len(g)),
@@ -79,6 +99,7 @@ def gate_statistics(model: EnergyModel, structures: Iterable[Atoms]) -> Dict[str
         "fraction_partial": float(np.mean((g > 0.0) & (g < 1.0))),
         "fraction_open": float(np.mean(g == 1.0)),
         "frame_energy_per_atom_eV": float(np.mean(diffs)),
+        "ensemble_energy_per_atom_eV": float(np.mean(ens)) if ens else float("nan"),
     }
 
 

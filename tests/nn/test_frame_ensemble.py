@@ -76,18 +76,21 @@ def test_frames_exist_at_cubic_and_tetrahedral_sites_where_the_gates_are_shut_fl
     assert abs(e - e_free) > 1e-4 * len(cu)
 
 
-@pytest.mark.parametrize("path", ["through_inner_cutoff", "through_collinear"])
+@pytest.mark.parametrize("path", ["through_inner_cutoff", "through_collinear",
+                                  "through_angle_window"])
 def test_energy_is_smooth_where_frames_appear_and_vanish_float64(path):
     # O at the origin, H on +x; a second H moves (a) radially out through the inner switch
-    # (2.5 -> 3.0 Å) and (b) across the line through O and the first H (a pair's sin^2 passes
-    # 0.2 and 0.05 on both sides): no jump in E, forces = -dE/ds (assert_smooth_scan, float64)
+    # (2.5 -> 3.0 Å), (b) past the line from O through the first H (the pair's sin^2 passes 0.2
+    # and 0.05 on both sides), (c) from 162° to 78° seen from O (the angle switch, 120° -> 90°):
+    # no jump in E, forces = -dE/ds (assert_smooth_scan, float64)
     model = _ensemble_model()
     if path == "through_inner_cutoff":
-        atoms = Atoms("OHH", positions=[[0, 0, 0], [1.0, 0, 0], [0.3, 2.3, 0.2]])
-        direction, length = [0.13, 1.0, 0.09], 1.0
+        start, direction, length = [0.3, 2.3, 0.2], [0.13, 1.0, 0.09], 1.0
+    elif path == "through_collinear":
+        start, direction, length = [1.6, -0.8, 0.05], [0.0, 1.0, 0.0], 1.6
     else:
-        atoms = Atoms("OHH", positions=[[0, 0, 0], [1.0, 0, 0], [-1.2, -0.8, 0.1]])
-        direction, length = [0.0, 1.0, 0.0], 1.6
+        start, direction, length = [-1.5, 0.5, 0.1], [1.8, 1.0, 0.0], 2.06
+    atoms = Atoms("OHH", positions=[[0, 0, 0], [1.0, 0, 0], start])
     assert_smooth_scan(model, atoms, 2, direction, length=length, n_steps=400)
 
 

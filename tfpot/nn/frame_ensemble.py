@@ -7,9 +7,13 @@ ECSE of PET): each ordered pair (a, b) of atom i's inner neighbours gives a cand
 
     e1 = r̂_a,   e2 = (r̂_b - (r̂_b . e1) e1) / |r̂_a x r̂_b|,   e3 = e1 x e2     (a rotation)
 
-with the weight ``w_ab = s(r_a) s(r_b) q(|r̂_a x r̂_b|^2)``: ``s`` switches smoothly (C2) from 1
-to 0 over the last ``width`` Å before the inner cutoff, ``q`` from 0 at ``sin^2 = 0.05`` to 1 at
-0.2 (collinear pairs carry no frame). In each frame f a network reads every inner neighbour c's
+with the weight ``w_ab = s(r_a) s(r_b) q(|r̂_a x r̂_b|^2) o(r̂_a . r̂_b)``: ``s`` switches smoothly
+(C2) from 1 to 0 over the last ``width`` Å before the inner cutoff, ``q`` from 0 at
+``sin^2 = 0.05`` to 1 at 0.2 (collinear pairs carry no frame), and ``o`` from 0 at an angle of
+120° (``cos = -0.5``) to 1 at 90°: only pairs at acute to right angles carry a frame, which
+halves the frames of an fcc site (per neighbour: 4 at 60°, 2 at 90° with weight 1/2; the 4 at
+120° and the one at 180° carry none) and keeps every environment with two neighbours less than
+120° apart (water's O: weight 1/2; CH4's C: 0.26). In each frame f a network reads every inner neighbour c's
 local direction ``(x, y, z) = L_f r̂_c``, its radial basis and the two species,
 
     m_c = silu(A(rbf_c, z_i, z_c) + W (x, y, z^2))     (2H numbers: H even, H odd)
@@ -23,9 +27,9 @@ atoms), reflections (a mirror maps ``z -> -z`` in these frames: even parts are e
 odd sums enter squared) and permutations (all ordered pairs). Pairs with ``q = 0`` and edges with
 ``s = 0`` are dropped before the products: both have zero value and zero slope there.
 
-Cost: for K inner neighbours, K (K - 1) frames and K^2 (K - 1) evaluations of m_c per atom
-(fcc first shell: 132 frames, 1584 evaluations; no frame can be pruned at a cubic site, whose
-12 neighbours tie).
+Cost: for K inner neighbours, at most K (K - 1) frames and K^2 (K - 1) evaluations of m_c per
+atom (fcc first shell: 72 frames, 864 evaluations; none can be pruned further at a cubic site,
+whose 12 neighbours tie).
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ from tfpot.nn.mlp import MLP
 PAIR_SIN2_LO = 0.05
 #: ... 1 at or above this
 PAIR_SIN2_HI = 0.2
+#: the angle switch o: 0 at or below this cos(r̂_a, r̂_b) ...
+PAIR_COS_LO = -0.5
+#: ... 1 at or above this
+PAIR_COS_HI = 0.0
 #: the weighted mean's regulariser (a frame weight is at most 1; a cubic site has ~120 frames)
 DELTA = 0.1
 
@@ -116,6 +124,8 @@ class FrameEnsemble(nn.Module):
         self.channels = int(channels)
         self.sin2_lo = PAIR_SIN2_LO
         self.sin2_hi = PAIR_SIN2_HI
+        self.cos_lo = PAIR_COS_LO
+        self.cos_hi = PAIR_COS_HI
         self.delta = DELTA
         h = self.channels
         # per neighbour c of a frame: silu(A_c + W (x, y, z^2)), 2H numbers, the second half
@@ -142,8 +152,9 @@ class FrameEnsemble(nn.Module):
         ub = unit.index_select(0, eb)
         cos = (ua * ub).sum(-1)
         sin2 = 1.0 - cos * cos
-        # collinear pairs carry no frame: q = 0 with zero slope below sin2_lo
-        ok = sin2 > self.sin2_lo
+        # collinear pairs and pairs at 120° or more carry no frame: q = 0 or o = 0, with zero
+        # slope, so dropping them changes neither the value nor its derivatives
+        ok = (sin2 > self.sin2_lo) & (cos > self.cos_lo)
         pair_ok = torch.nonzero(ok).squeeze(1)
         new_id = torch.cumsum(ok.to(torch.long), 0) - 1
         t_ok = ok.index_select(0, tp)
@@ -156,7 +167,8 @@ class FrameEnsemble(nn.Module):
         sin2 = sin2.index_select(0, pair_ok)
         s = self.switch(r)
         q = _smoothstep_c2((sin2 - self.sin2_lo) / (self.sin2_hi - self.sin2_lo))
-        w = s.index_select(0, ea) * s.index_select(0, eb.index_select(0, pair_ok)) * q  # (P,)
+        o = _smoothstep_c2((cos - self.cos_lo) / (self.cos_hi - self.cos_lo))
+        w = s.index_select(0, ea) * s.index_select(0, eb.index_select(0, pair_ok)) * q * o  # (P,)
         e1 = ua
         e2 = (ub - cos.unsqueeze(-1) * ua) / torch.sqrt(sin2).unsqueeze(-1)
         e3 = torch.linalg.cross(e1, e2)
@@ -184,4 +196,4 @@ class FrameEnsemble(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, inner cutoff={self.cutoff} Å (switch "
-                f"{self.width} Å), pair frames weighted by s(r_a) s(r_b) q(sin^2)")
+                f"{self.width} Å), pair frames weighted by s(r_a) s(r_b) q(sin^2) o(cos)")
