@@ -58,9 +58,9 @@ def _smoothstep_c2(t: Tensor) -> Tensor:
     return t * t * t * (t * (6.0 * t - 15.0) + 10.0)
 
 
-def ensemble_indices(centre: Tensor, inner: Tensor, num_nodes: int
-                     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Ordered pairs and (pair, neighbour) triples of the edges selected by ``inner``.
+def inner_pairs(centre: Tensor, inner: Tensor, num_nodes: int
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Every ordered pair of distinct inner edges with one centre.
 
     Args:
         centre: (E,) centre atom of every edge.
@@ -68,31 +68,48 @@ def ensemble_indices(centre: Tensor, inner: Tensor, num_nodes: int
         num_nodes: atoms N.
 
     Returns:
-        pair_a, pair_b: (P,) edge ids of every ordered pair a != b with one centre;
-        triple_pair: (T,) the pair of each triple, triple_c: (T,) its third edge (same centre,
-        any inner edge, a and b included).
+        edge (M,): the inner edges' ids, sorted by centre; group_start (M,), group_size (M,):
+        where each one's centre's inner edges start in ``edge`` and how many there are;
+        pos_a, pos_b (P,): the pairs, as positions in ``edge``.
     """
-    idx = torch.nonzero(inner).squeeze(1)
-    c = centre.index_select(0, idx)
+    edge = torch.nonzero(inner).squeeze(1)
+    c = centre.index_select(0, edge)
     c, order = torch.sort(c, stable=True)
-    idx = idx.index_select(0, order)
+    edge = edge.index_select(0, order)
     counts = torch.bincount(c, minlength=num_nodes)
-    start = torch.cumsum(counts, 0) - counts
-    m = idx.shape[0]
-    k = counts.index_select(0, c)  # (M,) partners of each inner edge, itself included
-    pa = torch.repeat_interleave(torch.arange(m, device=idx.device), k)
-    offs = torch.arange(pa.shape[0], device=idx.device) - torch.repeat_interleave(
-        torch.cumsum(k, 0) - k, k)
-    pb = start.index_select(0, c).index_select(0, pa) + offs
-    keep = pa != pb
-    pa = pa[keep]
-    pb = pb[keep]
-    kp = k.index_select(0, pa)
-    tp = torch.repeat_interleave(torch.arange(pa.shape[0], device=idx.device), kp)
-    offs2 = torch.arange(tp.shape[0], device=idx.device) - torch.repeat_interleave(
-        torch.cumsum(kp, 0) - kp, kp)
-    tc = start.index_select(0, c.index_select(0, pa)).index_select(0, tp) + offs2
-    return idx.index_select(0, pa), idx.index_select(0, pb), tp, idx.index_select(0, tc)
+    group_start = (torch.cumsum(counts, 0) - counts).index_select(0, c)
+    group_size = counts.index_select(0, c)
+    pos_a, offset = _expand(group_size)
+    pos_b = group_start.index_select(0, pos_a) + offset
+    keep = pos_a != pos_b
+    return edge, group_start, group_size, pos_a[keep], pos_b[keep]
+
+
+def pair_triples(pos_a: Tensor, group_start: Tensor, group_size: Tensor
+                 ) -> Tuple[Tensor, Tensor]:
+    """(pair, third edge) for every pair of :func:`inner_pairs` and every inner edge of its
+    centre (the pair's own two included): the pair's index (T,) and the third edge's position
+    in ``edge`` (T,)."""
+    pair, offset = _expand(group_size.index_select(0, pos_a))
+    return pair, group_start.index_select(0, pos_a).index_select(0, pair) + offset
+
+
+def _expand(sizes: Tensor) -> Tuple[Tensor, Tensor]:
+    """``i`` repeated ``sizes[i]`` times, and ``0 .. sizes[i] - 1`` alongside: (sum sizes,) each."""
+    rows = torch.repeat_interleave(torch.arange(sizes.shape[0], device=sizes.device), sizes)
+    first = torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
+    return rows, torch.arange(rows.shape[0], device=sizes.device) - first
+
+
+def ensemble_indices(centre: Tensor, inner: Tensor, num_nodes: int
+                     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Ordered pairs and (pair, neighbour) triples of the edges selected by ``inner``, as edge
+    ids: pair_a, pair_b (P,); triple_pair (T,) the pair of each triple, triple_c (T,) its third
+    edge (:func:`inner_pairs` and :func:`pair_triples`, before any pair is dropped)."""
+    edge, group_start, group_size, pos_a, pos_b = inner_pairs(centre, inner, num_nodes)
+    tp, tc = pair_triples(pos_a, group_start, group_size)
+    return (edge.index_select(0, pos_a), edge.index_select(0, pos_b), tp,
+            edge.index_select(0, tc))
 
 
 class FrameEnsemble(nn.Module):
@@ -147,28 +164,29 @@ class FrameEnsemble(nn.Module):
         n = species.shape[0]
         h = self.channels
         inner = r < self.cutoff
-        ea, eb, tp, tc = ensemble_indices(centre, inner, n)
-        ua = unit.index_select(0, ea)
-        ub = unit.index_select(0, eb)
+        edge, group_start, group_size, pos_a, pos_b = inner_pairs(centre, inner, n)
+        ua = unit.index_select(0, edge.index_select(0, pos_a))
+        ub = unit.index_select(0, edge.index_select(0, pos_b))
         cos = (ua * ub).sum(-1)
         sin2 = 1.0 - cos * cos
         # collinear pairs and pairs at 120° or more carry no frame: q = 0 or o = 0, with zero
-        # slope, so dropping them changes neither the value nor its derivatives
-        ok = (sin2 > self.sin2_lo) & (cos > self.cos_lo)
-        pair_ok = torch.nonzero(ok).squeeze(1)
-        new_id = torch.cumsum(ok.to(torch.long), 0) - 1
-        t_ok = ok.index_select(0, tp)
-        tp = new_id.index_select(0, tp[t_ok])
-        tc = tc[t_ok]
-        ea = ea.index_select(0, pair_ok)
-        ua = ua.index_select(0, pair_ok)
-        ub = ub.index_select(0, pair_ok)
-        cos = cos.index_select(0, pair_ok)
-        sin2 = sin2.index_select(0, pair_ok)
+        # slope, so dropping them (before the triples are made) changes neither the value nor
+        # its derivatives
+        kept = torch.nonzero((sin2 > self.sin2_lo) & (cos > self.cos_lo)).squeeze(1)
+        pos_a = pos_a.index_select(0, kept)
+        pos_b = pos_b.index_select(0, kept)
+        ua = ua.index_select(0, kept)
+        ub = ub.index_select(0, kept)
+        cos = cos.index_select(0, kept)
+        sin2 = sin2.index_select(0, kept)
+        ea = edge.index_select(0, pos_a)
+        eb = edge.index_select(0, pos_b)
+        tp, tc = pair_triples(pos_a, group_start, group_size)
+        tc = edge.index_select(0, tc)
         s = self.switch(r)
         q = _smoothstep_c2((sin2 - self.sin2_lo) / (self.sin2_hi - self.sin2_lo))
         o = _smoothstep_c2((cos - self.cos_lo) / (self.cos_hi - self.cos_lo))
-        w = s.index_select(0, ea) * s.index_select(0, eb.index_select(0, pair_ok)) * q * o  # (P,)
+        w = s.index_select(0, ea) * s.index_select(0, eb) * q * o  # (P,)
         e1 = ua
         e2 = (ub - cos.unsqueeze(-1) * ua) / torch.sqrt(sin2).unsqueeze(-1)
         e3 = torch.linalg.cross(e1, e2)
