@@ -140,7 +140,8 @@ def main(argv: List[str] | None = None) -> None:
 
     trained = {}
     print(f"| data | variant | seed | epochs | wall s | test force MAE meV/Å | energy meV/atom "
-          f"| force MAE, frame path off | g = 0 | 0 < g < 1 | g = 1 | mean abs(E - E off) meV/atom "
+          f"| force MAE, frame path off | g = 0 | 0 < g < 1 | g = 1 "
+          f"| mean abs(E - E off) meV/atom "
           f"| saturated frame weights | force MAE without the ensemble |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for data_name, (train, val, test), stress in sets:

@@ -33,7 +33,8 @@ that the environment lets open (on aspirin: every gate open, 25.2 -> 19.2 meV/Å
 That term has no gradient where a gate is shut (the gate is flat at 0 below ``a_lo``);
 :func:`captured_shortfalls` gives the closed-frame term ``loss.frame_closed_weight``
 (``w * mean(1 - min(1, |v1 x v2|^2 / a_lo^2))``), which has one wherever ``v1 x v2 != 0``, so
-it can reopen a frame that training shut (at an exactly symmetric site it has none either).
+it can reopen a frame that training shut (at an exactly symmetric site it has none either:
+there only a weighted ensemble of frames exists, :mod:`tfpot.nn.frame_ensemble`).
 """
 
 from __future__ import annotations

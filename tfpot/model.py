@@ -4,6 +4,7 @@
     (L_i, g_i) = LocalFrames(neighbourhood of i)          (gated SO(3) frames)
     (s, V, T)^{t+1} = TensorFrameConv_t((s, V, T)^t)      t = 0..num_layers-1
     s_i^1 += MLP(p(i))                                    (frame-free power spectrum, after t=0)
+    s_i^1 += FrameEnsemble(i)                             (opt-in: weighted pair frames, after t=0)
     E_i = scale * MLP_out(s_i) + shift + E0[z_i]          (float64)
     E = sum_i E_i;  F = -dE/dx;  stress = (1/V) dE/d(strain)
 

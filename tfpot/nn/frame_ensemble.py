@@ -7,14 +7,15 @@ ECSE of PET): each ordered pair (a, b) of atom i's inner neighbours gives a cand
 
     e1 = r̂_a,   e2 = (r̂_b - (r̂_b . e1) e1) / |r̂_a x r̂_b|,   e3 = e1 x e2     (a rotation)
 
-with the weight ``w_ab = s(r_a) s(r_b) q(|r̂_a x r̂_b|^2) o(r̂_a . r̂_b)``: ``s`` switches smoothly
-(C2) from 1 to 0 over the last ``width`` Å before the inner cutoff, ``q`` from 0 at
+with the weight ``w_ab = s(r_a) s(r_b) q(|r̂_a x r̂_b|^2) o(r̂_a . r̂_b)``: ``s`` switches
+smoothly (C2) from 1 to 0 over the last ``width`` Å before the inner cutoff, ``q`` from 0 at
 ``sin^2 = 0.05`` to 1 at 0.2 (collinear pairs carry no frame), and ``o`` from 0 at an angle of
-120° (``cos = -0.5``) to 1 at 90°: only pairs at acute to right angles carry a frame, which
-halves the frames of an fcc site (per neighbour: 4 at 60°, 2 at 90° with weight 1/2; the 4 at
-120° and the one at 180° carry none) and keeps every environment with two neighbours less than
-120° apart (water's O: weight 1/2; CH4's C: 0.26). In each frame f a network reads every inner neighbour c's
-local direction ``(x, y, z) = L_f r̂_c``, its radial basis and the two species,
+120° (``cos = -0.5``) to 1 at 90°: only pairs at acute to right angles carry a frame. At a
+perfect fcc site that leaves 72 of the 132 ordered pairs (per neighbour: 4 at 60°, 2 at 90°
+with weight 1/2; the 4 at 120° and the one at 180° carry none; thermal sites keep ~100, some
+with tiny weights), and it keeps every environment with two neighbours less than 120° apart
+(water's O: weight 1/2; CH4's C: 0.26). In each frame f a network reads every inner neighbour
+c's local direction ``(x, y, z) = L_f r̂_c``, its radial basis and the two species,
 
     m_c = silu(A(rbf_c, z_i, z_c) + W (x, y, z^2))     (2H numbers: H even, H odd)
     E_f = sum_c s(r_c) m_c[:H] / n,   O_f = sum_c s(r_c) z m_c[H:] / n
@@ -24,8 +25,9 @@ and the atom gets the weighted mean ``h_i = sum_f w_f h_f / (delta + sum_f w_f)`
 quantity is a smooth function of the positions (``delta`` keeps the mean smooth when the
 last frame's weight goes to 0), exactly invariant under rotations (the frames turn with the
 atoms), reflections (a mirror maps ``z -> -z`` in these frames: even parts are even in z, and the
-odd sums enter squared) and permutations (all ordered pairs). Pairs with ``q = 0`` and edges with
-``s = 0`` are dropped before the products: both have zero value and zero slope there.
+odd sums enter squared) and permutations (all ordered pairs). Pairs with ``q o = 0`` and edges
+beyond the inner cutoff are dropped before the products: their weights have zero value and zero
+slope there.
 
 Cost: for K inner neighbours, at most K (K - 1) frames and K^2 (K - 1) evaluations of m_c per
 atom (fcc first shell: 72 frames, 864 evaluations; none can be pruned further at a cubic site,
@@ -39,6 +41,7 @@ from typing import Tuple
 import torch
 from torch import Tensor, nn
 
+from tfpot.frames import smoothstep_c2
 from tfpot.nn.mlp import MLP
 
 #: the collinearity switch q: 0 at or below this |r̂_a x r̂_b|^2 ...
@@ -51,11 +54,6 @@ PAIR_COS_LO = -0.5
 PAIR_COS_HI = 0.0
 #: the weighted mean's regulariser (a frame weight is at most 1; a cubic site has ~120 frames)
 DELTA = 0.1
-
-
-def _smoothstep_c2(t: Tensor) -> Tensor:
-    t = t.clamp(0.0, 1.0)
-    return t * t * t * (t * (6.0 * t - 15.0) + 10.0)
 
 
 def inner_pairs(centre: Tensor, inner: Tensor, num_nodes: int
@@ -157,7 +155,7 @@ class FrameEnsemble(nn.Module):
 
     def switch(self, r: Tensor) -> Tensor:
         """``s(r)``: 1 below ``cutoff - width``, 0 from ``cutoff`` on, C2; shape of ``r``."""
-        return 1.0 - _smoothstep_c2((r - (self.cutoff - self.width)) / self.width)
+        return 1.0 - smoothstep_c2((r - (self.cutoff - self.width)) / self.width)
 
     def forward(self, species: Tensor, r: Tensor, unit: Tensor, rbf: Tensor, centre: Tensor,
                 neighbour: Tensor) -> Tensor:
@@ -184,8 +182,8 @@ class FrameEnsemble(nn.Module):
         tp, tc = pair_triples(pos_a, group_start, group_size)
         tc = edge.index_select(0, tc)
         s = self.switch(r)
-        q = _smoothstep_c2((sin2 - self.sin2_lo) / (self.sin2_hi - self.sin2_lo))
-        o = _smoothstep_c2((cos - self.cos_lo) / (self.cos_hi - self.cos_lo))
+        q = smoothstep_c2((sin2 - self.sin2_lo) / (self.sin2_hi - self.sin2_lo))
+        o = smoothstep_c2((cos - self.cos_lo) / (self.cos_hi - self.cos_lo))
         w = s.index_select(0, ea) * s.index_select(0, eb) * q * o  # (P,)
         e1 = ua
         e2 = (ub - cos.unsqueeze(-1) * ua) / torch.sqrt(sin2).unsqueeze(-1)
