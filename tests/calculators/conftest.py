@@ -70,6 +70,15 @@ def exported32(model_dir):
 
 
 @pytest.fixture(scope="session")
+def exported_ensemble(model_dir):
+    """(export path, eager model): two layers with the weighted frame ensemble, float64."""
+    from lammps_support import small_model
+
+    model = small_model("float64", ensemble_channels=4)
+    return _export(model, model_dir / "model_ensemble.pt"), model
+
+
+@pytest.fixture(scope="session")
 def exported_deep(model_dir):
     """(export path, eager model): three layers (two exchanges), float64."""
     from lammps_support import small_model

@@ -104,6 +104,23 @@ def test_three_layers_exact(plugin, exported_deep, nprocs, tmp_path):
 
 
 @pytest.mark.parametrize("nprocs", [1, 2])
+def test_frame_ensemble_exact(plugin, exported_ensemble, nprocs, tmp_path):
+    """A model with the weighted frame ensemble (computed in stage 0 from each owned atom's own
+    edges): LAMMPS equals the ASE calculator on a perfect fcc cell, where every gate is shut and
+    only the ensemble has frames, and on the alloy cell."""
+    path, model = exported_ensemble
+    fcc = Atoms("Cu32", cell=np.eye(3) * 7.22, pbc=True,
+                scaled_positions=[(x + a, y + b, z + c) for x, y, z in
+                                  [(0, 0, 0), (0, .25, .25), (.25, 0, .25), (.25, .25, 0)]
+                                  for a in (0, .5) for b in (0, .5) for c in (0, .5)])
+    for name, atoms, elements in [("fcc Cu", fcc, ["Cu"]), ("alloy", alloy_cell(seed=2),
+                                                            ALLOY_ELEMENTS)]:
+        got, _ = lammps_eval(plugin, path, atoms, elements, tmp_path / name.replace(" ", "_"),
+                             nprocs=nprocs)
+        assert_exact(got, ase_reference(model, atoms), f"{name}, ensemble, {nprocs} rank(s)")
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
 def test_recompute_keeps_exactness(plugin, exported_deep, nprocs, tmp_path):
     """`recompute yes` runs stages 0..T-2 again in the backward pass: same numbers."""
     path, model = exported_deep
