@@ -49,11 +49,7 @@ def frame_ensemble_features(model: EnergyModel, atoms: Atoms) -> torch.Tensor:
 def frame_free_model(model: EnergyModel) -> EnergyModel:
     """The same weights with the frame path switched off (the ablation): every gate forced shut
     and the frame ensemble, if any, removed. In evaluation mode."""
-    free = model_from_config({**model.config, "gate_range": (1e6, 2e6)})
-    free = free.to(model.embedding.weight.dtype)
-    free.load_state_dict(model.state_dict())
-    free.frame_ensemble = None
-    return free.eval()
+    return _without_ensemble(model, {**model.config, "gate_range": (1e6, 2e6)})
 
 
 def ensemble_free_model(model: EnergyModel) -> EnergyModel:
@@ -64,7 +60,12 @@ def ensemble_free_model(model: EnergyModel) -> EnergyModel:
     """
     if model.frame_ensemble is None:
         raise ValueError("this model has no frame ensemble (ensemble_channels = 0)")
-    free = model_from_config(model.config).to(model.embedding.weight.dtype)
+    return _without_ensemble(model, model.config)
+
+
+def _without_ensemble(model: EnergyModel, config: Dict) -> EnergyModel:
+    """A model of ``config`` with ``model``'s weights and no frame ensemble, in evaluation mode."""
+    free = model_from_config(config).to(model.embedding.weight.dtype)
     free.load_state_dict(model.state_dict())
     free.frame_ensemble = None
     return free.eval()

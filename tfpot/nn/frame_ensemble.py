@@ -177,23 +177,23 @@ class FrameEnsemble(nn.Module):
         ub = ub.index_select(0, kept)
         cos = cos.index_select(0, kept)
         sin2 = sin2.index_select(0, kept)
-        ea = edge.index_select(0, pos_a)
-        eb = edge.index_select(0, pos_b)
-        tp, tc = pair_triples(pos_a, group_start, group_size)
-        tc = edge.index_select(0, tc)
-        s = self.switch(r)
+        tp, tc = pair_triples(pos_a, group_start, group_size)  # tc: positions in ``edge``
+        # everything per edge is computed for the inner edges only (in ``edge`` order)
+        s = self.switch(r.index_select(0, edge))
         q = smoothstep_c2((sin2 - self.sin2_lo) / (self.sin2_hi - self.sin2_lo))
         o = smoothstep_c2((cos - self.cos_lo) / (self.cos_hi - self.cos_lo))
-        w = s.index_select(0, ea) * s.index_select(0, eb) * q * o  # (P,)
+        w = s.index_select(0, pos_a) * s.index_select(0, pos_b) * q * o  # (P,)
         e1 = ua
         e2 = (ub - cos.unsqueeze(-1) * ua) / torch.sqrt(sin2).unsqueeze(-1)
         e3 = torch.linalg.cross(e1, e2)
         frames = torch.stack([e1, e2, e3], dim=1)  # (P, 3, 3), rows are axes
         # every inner neighbour of every frame, in that frame: (T, 3)
-        xyz = (frames.index_select(0, tp) * unit.index_select(0, tc).unsqueeze(1)).sum(-1)
+        inner_unit = unit.index_select(0, edge)
+        xyz = (frames.index_select(0, tp) * inner_unit.index_select(0, tc).unsqueeze(1)).sum(-1)
         z = xyz[:, 2:3]
-        per_edge = (self.radial(rbf) + self.neighbour_embed(species.index_select(0, neighbour))
-                    + self.centre_embed(species.index_select(0, centre)))  # (E, 2H)
+        per_edge = (self.radial(rbf.index_select(0, edge))
+                    + self.neighbour_embed(species.index_select(0, neighbour.index_select(0, edge)))
+                    + self.centre_embed(species.index_select(0, centre.index_select(0, edge))))
         act = torch.nn.functional.silu(torch.addmm(
             per_edge.index_select(0, tc), torch.cat([xyz[:, :2], z * z], dim=-1),
             self.local.weight.t()))  # (T, 2H)
@@ -204,7 +204,7 @@ class FrameEnsemble(nn.Module):
                            ).index_add(0, tp, point)
         odd = self.odd_mix(sums[:, h:])
         feats = self.frame_mlp(torch.cat([sums[:, :h], odd * odd], dim=-1))  # (P, out_dim)
-        pair_centre = centre.index_select(0, ea)  # (P,)
+        pair_centre = centre.index_select(0, edge.index_select(0, pos_a))  # (P,)
         num = torch.zeros(n, feats.shape[1], dtype=unit.dtype, device=unit.device).index_add(
             0, pair_centre, w.unsqueeze(-1) * feats)
         den = torch.zeros(n, dtype=unit.dtype, device=unit.device).index_add(0, pair_centre, w)
