@@ -103,19 +103,22 @@ def test_load_exported_refuses_foreign_files(tmp_path):
         load_exported(junk)
 
 
-@pytest.mark.parametrize("num_layers,parity,radial_filter,ensemble_channels",
-                         [(2, "equivariant", "none", 0), (3, "equivariant", "none", 0),
-                          (2, "none", "none", 0), (2, "equivariant", "tanh", 0),
-                          (2, "equivariant", "none", 8)])
+@pytest.mark.parametrize("num_layers,parity,radial_filter,ensemble_channels,ensemble_pairs",
+                         [(2, "equivariant", "none", 0, "ordered"),
+                          (3, "equivariant", "none", 0, "ordered"),
+                          (2, "none", "none", 0, "ordered"), (2, "equivariant", "tanh", 0, "ordered"),
+                          (2, "equivariant", "none", 8, "ordered"),
+                          (2, "equivariant", "none", 8, "unordered")])
 def test_stages_with_a_one_cutoff_halo_equal_the_periodic_model_float64(tmp_path, num_layers, parity,
                                                                         radial_filter,
-                                                                        ensemble_channels):
+                                                                        ensemble_channels,
+                                                                        ensemble_pairs):
     # The LAMMPS algorithm without LAMMPS: a ghost shell of ONE cutoff, owned centres only,
     # states copied to ghosts between stages. Equals the periodic model to 1e-12 (eV, eV/Å);
     # without the copy (ghost states zero) the energy changes: the exchange is what carries the
     # second hop.
     model = make_model(num_layers=num_layers, parity=parity, radial_filter=radial_filter,
-                       ensemble_channels=ensemble_channels)
+                       ensemble_channels=ensemble_channels, ensemble_pairs=ensemble_pairs)
     path = tmp_path / "model.pt"
     meta = export_model(model, path)
     assert meta["format_version"] == 2 and meta["num_stages"] == num_layers

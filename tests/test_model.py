@@ -49,6 +49,15 @@ class TestModelWithFrameEnsemble(ModelContract):
         return make_model(message="mlp", ensemble_channels=8, ensemble_cutoff=3.0, dtype=dtype)
 
 
+class TestModelWithBisectorFrameEnsemble(ModelContract):
+    """The ensemble over unordered pairs (``ensemble_pairs: unordered``, tfpot 0.13): one
+    bisector frame per pair, half the frames."""
+
+    def build_model(self, dtype):
+        return make_model(message="mlp", ensemble_channels=8, ensemble_cutoff=3.0,
+                          ensemble_pairs="unordered", dtype=dtype)
+
+
 class TestMirrorAveragedModel(ModelContract):
     """The mirror-averaged model of tfpot < 0.2, as loaded from its files."""
 

@@ -28,6 +28,10 @@ from tfpot.reps import TensorReps
 #: Reflection handling of new models. ``"equivariant"``: Z2-equivariant networks, exact O(3)
 #: invariance in one pass; ``"none"``: SO(3) only.
 PARITY_MODES = ("equivariant", "none")
+#: Pair frames of the frame ensemble (:mod:`tfpot.nn.frame_ensemble`). ``"ordered"``: one frame
+#: per ordered pair (tfpot 0.12); ``"unordered"``: one bisector frame per unordered pair, half
+#: the frames.
+ENSEMBLE_PAIRS = ("ordered", "unordered")
 #: The mirror-averaged mode of tfpot < 0.2: loaded from old model files (:mod:`tfpot.legacy`),
 #: never chosen for a new model.
 LEGACY_PARITY = "average"
@@ -72,6 +76,10 @@ class ModelHyperparameters:
                                     min=0)
     ensemble_cutoff: float = _param(3.4, "inner cutoff of the frame ensemble, Å (its switch "
                                          "starts 0.5 Å before)", gt=0.5)
+    ensemble_pairs: str = _param("ordered", "frames of the ensemble: ordered (one per ordered "
+                                            "pair of inner neighbours) or unordered (one bisector "
+                                            "frame per unordered pair: half the frames)",
+                                 choices=ENSEMBLE_PAIRS)
     envelope_p: int = _param(6, "exponent of the polynomial cutoff envelope (>= 2: the envelope "
                                 "vanishes with two derivatives at the cutoff)", min=2)
 

@@ -33,7 +33,7 @@ from tfpot.geometry import EdgeGeometry, edge_geometry, edge_vectors_geometry
 from tfpot.halo import pack_state, state_width, unpack_state
 from tfpot.hyperparameters import ModelHyperparameters
 from tfpot.model_file import save_model
-from tfpot.nn.frame_ensemble import FrameEnsemble
+from tfpot.nn.frame_ensemble import BisectorFrameEnsemble, FrameEnsemble
 from tfpot.nn.messages import MESSAGES
 from tfpot.nn.mlp import MLP
 from tfpot.nn.power_spectrum import AngularPowerSpectrum
@@ -104,8 +104,9 @@ class EnergyModel(nn.Module):
             raise ValueError(f"ensemble_cutoff {hp.ensemble_cutoff} Å exceeds the cutoff "
                              f"{cutoff} Å")
         # weighted pair-frame ensemble (None: off); joins the scalars after layer 1 like p
-        self.frame_ensemble = (FrameEnsemble(len(species), num_basis, hp.ensemble_channels,
-                                             self.mul0, hp.ensemble_cutoff)
+        ensemble = FrameEnsemble if hp.ensemble_pairs == "ordered" else BisectorFrameEnsemble
+        self.frame_ensemble = (ensemble(len(species), num_basis, hp.ensemble_channels,
+                                        self.mul0, hp.ensemble_cutoff)
                                if hp.ensemble_channels > 0 else None)
         equivariant = hp.parity == "equivariant"
         layers = []

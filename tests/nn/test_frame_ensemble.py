@@ -11,7 +11,7 @@ from ase.build import bulk, molecule
 
 from tfpot.diagnostics import frame_ensemble_features, frame_free_model, frame_gates
 from tfpot.inference import predict
-from tfpot.nn.frame_ensemble import FrameEnsemble, ensemble_indices
+from tfpot.nn.frame_ensemble import BisectorFrameEnsemble, FrameEnsemble, ensemble_indices
 from tfpot.testing import assert_smooth_scan, random_orthogonal, transform_atoms
 
 from helpers import make_model
@@ -33,14 +33,41 @@ def test_indices_list_every_ordered_pair_and_every_triple_of_one_centre():
     assert triples == want3 and len(triples) == tp.shape[0]
 
 
-def _ensemble_model(dtype=torch.float64, **hyper):
-    return make_model(ensemble_channels=8, ensemble_cutoff=3.0, dtype=dtype, **hyper).eval()
+def test_unordered_indices_list_each_pair_once():
+    # unordered: each unordered pair {a, b} of inner edges of one centre exactly once, and the
+    # triples (pair, c) for every inner c of that centre
+    g = torch.Generator().manual_seed(1)
+    centre = torch.randint(0, 5, (40,), generator=g)
+    inner = torch.rand(40, generator=g) < 0.7
+    pa, pb, tp, tc = ensemble_indices(centre, inner, 6, unordered=True)
+    pairs = [frozenset(p) for p in zip(pa.tolist(), pb.tolist())]
+    ids = [e for e in range(40) if inner[e]]
+    want = {frozenset((a, b)) for a, b in itertools.combinations(ids, 2) if centre[a] == centre[b]}
+    assert len(pairs) == len(set(pairs)) and set(pairs) == want
+    triples = {(int(pa[p]), int(pb[p]), int(c)) for p, c in zip(tp.tolist(), tc.tolist())}
+    assert len(triples) == tp.shape[0] == sum(int((centre[list(ids)] == centre[min(p)]).sum())
+                                              for p in want)
 
 
-def test_features_are_invariant_and_follow_a_permutation_float64():
+PAIRS = ["ordered", "unordered"]
+
+
+def _ensemble_model(dtype=torch.float64, pairs="ordered", **hyper):
+    return make_model(ensemble_channels=8, ensemble_cutoff=3.0, ensemble_pairs=pairs, dtype=dtype,
+                      **hyper).eval()
+
+
+def test_unordered_pairs_build_the_bisector_ensemble_with_half_the_frames():
+    ordered, unordered = _ensemble_model(), _ensemble_model(pairs="unordered")
+    assert isinstance(ordered.frame_ensemble, FrameEnsemble)
+    assert isinstance(unordered.frame_ensemble, BisectorFrameEnsemble)
+
+
+@pytest.mark.parametrize("pairs", PAIRS)
+def test_features_are_invariant_and_follow_a_permutation_float64(pairs):
     # rotation + reflection (random orthogonal, det -1 included) and a shuffle of the atoms:
     # features move with their atoms, to 1e-10 (float64)
-    model = _ensemble_model()
+    model = _ensemble_model(pairs=pairs)
     atoms = molecule("CH3CH2OH")
     h = frame_ensemble_features(model, atoms)
     assert h.abs().max() > 1e-3, "the ensemble should produce features on ethanol"
@@ -55,11 +82,12 @@ def test_features_are_invariant_and_follow_a_permutation_float64():
         assert torch.allclose(h2, h[perm], atol=1e-10, rtol=0), f"det {det}"
 
 
-def test_frames_exist_at_cubic_and_tetrahedral_sites_where_the_gates_are_shut_float64():
+@pytest.mark.parametrize("pairs", PAIRS)
+def test_frames_exist_at_cubic_and_tetrahedral_sites_where_the_gates_are_shut_float64(pairs):
     # perfect fcc Cu and the C of CH4: every gate is shut (no equivariant vector), yet the
     # ensemble gives each atom local-coordinate features, the same for symmetry-equivalent atoms,
     # and they change when the site is distorted; the energy differs from the frame-free model's
-    model = _ensemble_model()
+    model = _ensemble_model(pairs=pairs)
     cu = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))
     assert np.all(frame_gates(model, cu) == 0.0)
     h = frame_ensemble_features(model, cu)
@@ -76,14 +104,15 @@ def test_frames_exist_at_cubic_and_tetrahedral_sites_where_the_gates_are_shut_fl
     assert abs(e - e_free) > 1e-4 * len(cu)
 
 
+@pytest.mark.parametrize("pairs", PAIRS)
 @pytest.mark.parametrize("path", ["through_inner_cutoff", "through_collinear",
                                   "through_angle_window"])
-def test_energy_is_smooth_where_frames_appear_and_vanish_float64(path):
+def test_energy_is_smooth_where_frames_appear_and_vanish_float64(path, pairs):
     # O at the origin, H on +x; a second H moves (a) radially out through the inner switch
     # (2.5 -> 3.0 Å), (b) past the line from O through the first H (the pair's sin^2 passes 0.2
     # and 0.05 on both sides), (c) from 162° to 78° seen from O (the angle switch, 120° -> 90°):
     # no jump in E, forces = -dE/ds (assert_smooth_scan, float64)
-    model = _ensemble_model()
+    model = _ensemble_model(pairs=pairs)
     if path == "through_inner_cutoff":
         start, direction, length = [0.3, 2.3, 0.2], [0.13, 1.0, 0.09], 1.0
     elif path == "through_collinear":
@@ -94,9 +123,10 @@ def test_energy_is_smooth_where_frames_appear_and_vanish_float64(path):
     assert_smooth_scan(model, atoms, 2, direction, length=length, n_steps=400)
 
 
-def test_no_inner_pair_gives_zero_features_float64():
+@pytest.mark.parametrize("kind", [FrameEnsemble, BisectorFrameEnsemble])
+def test_no_inner_pair_gives_zero_features_float64(kind):
     # an atom with fewer than two inner neighbours has no frame: features exactly 0
-    ens = FrameEnsemble(2, 8, channels=4, out_dim=5, cutoff=3.0).double()
+    ens = kind(2, 8, channels=4, out_dim=5, cutoff=3.0).double()
     species = torch.tensor([0, 1, 1])
     r = torch.tensor([1.0, 3.5, 1.0], dtype=torch.float64)
     unit = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [-1.0, 0, 0]], dtype=torch.float64)

@@ -31,7 +31,8 @@ slope there.
 
 Cost: for K inner neighbours, at most K (K - 1) frames and K^2 (K - 1) evaluations of m_c per
 atom (fcc first shell: 72 frames, 864 evaluations; none can be pruned further at a cubic site,
-whose 12 neighbours tie).
+whose 12 neighbours tie). :class:`BisectorFrameEnsemble` (``ensemble_pairs: unordered``) builds
+one frame per *unordered* pair from the bisector of the two bonds, half of both counts.
 """
 
 from __future__ import annotations
@@ -56,14 +57,16 @@ PAIR_COS_HI = 0.0
 DELTA = 0.1
 
 
-def inner_pairs(centre: Tensor, inner: Tensor, num_nodes: int
+def inner_pairs(centre: Tensor, inner: Tensor, num_nodes: int, unordered: bool = False
                 ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Every ordered pair of distinct inner edges with one centre.
+    """Every ordered (or, with ``unordered``, every unordered) pair of distinct inner edges with
+    one centre.
 
     Args:
         centre: (E,) centre atom of every edge.
         inner: (E,) bool, the edges in the inner shell.
         num_nodes: atoms N.
+        unordered: one pair (a, b) with a before b in ``edge`` instead of both orders.
 
     Returns:
         edge (M,): the inner edges' ids, sorted by centre; group_start (M,), group_size (M,):
@@ -79,7 +82,7 @@ def inner_pairs(centre: Tensor, inner: Tensor, num_nodes: int
     group_size = counts.index_select(0, c)
     pos_a, offset = _expand(group_size)
     pos_b = group_start.index_select(0, pos_a) + offset
-    keep = pos_a != pos_b
+    keep = pos_a < pos_b if unordered else pos_a != pos_b
     return edge, group_start, group_size, pos_a[keep], pos_b[keep]
 
 
@@ -99,36 +102,27 @@ def _expand(sizes: Tensor) -> Tuple[Tensor, Tensor]:
     return rows, torch.arange(rows.shape[0], device=sizes.device) - first
 
 
-def ensemble_indices(centre: Tensor, inner: Tensor, num_nodes: int
+def ensemble_indices(centre: Tensor, inner: Tensor, num_nodes: int, unordered: bool = False
                      ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Ordered pairs and (pair, neighbour) triples of the edges selected by ``inner``, as edge
-    ids: pair_a, pair_b (P,); triple_pair (T,) the pair of each triple, triple_c (T,) its third
-    edge (:func:`inner_pairs` and :func:`pair_triples`, before any pair is dropped)."""
-    edge, group_start, group_size, pos_a, pos_b = inner_pairs(centre, inner, num_nodes)
+    """Ordered (or unordered) pairs and (pair, neighbour) triples of the edges selected by
+    ``inner``, as edge ids: pair_a, pair_b (P,); triple_pair (T,) the pair of each triple,
+    triple_c (T,) its third edge (:func:`inner_pairs` and :func:`pair_triples`, before any pair
+    is dropped)."""
+    edge, group_start, group_size, pos_a, pos_b = inner_pairs(centre, inner, num_nodes,
+                                                              unordered)
     tp, tc = pair_triples(pos_a, group_start, group_size)
     return (edge.index_select(0, pos_a), edge.index_select(0, pos_b), tp,
             edge.index_select(0, tc))
 
 
-class FrameEnsemble(nn.Module):
-    """Per-atom invariant features from a weighted ensemble of pair frames (module docstring).
+class _PairFrameEnsemble(nn.Module):
+    """What both ensembles share: the inner pairs and their weights, the per-neighbour layer's
+    per-edge part, local coordinates and the weighted mean (see :class:`FrameEnsemble`).
 
-    Args:
-        num_species: number of elements.
-        num_basis: size of the radial basis it receives.
-        channels: H, the width of the per-neighbour layer (2H) and of the frame MLP.
-        out_dim: features per atom.
-        cutoff: inner cutoff, Å (neighbours beyond it are not read).
-        width: the inner switch's width, Å (``s`` falls from 1 at ``cutoff - width`` to 0).
-        norm: divides the neighbour sums (a typical inner neighbour count).
+    ``act_width``: numbers per (frame, neighbour) of the per-neighbour layer."""
 
-    Shapes:
-        species (N,), r (E,) Å, unit (E, 3), rbf (E, num_basis), centre, neighbour (E,) ->
-        (N, out_dim).
-    """
-
-    def __init__(self, num_species: int, num_basis: int, channels: int, out_dim: int,
-                 cutoff: float, width: float = 0.5, norm: float = 8.0):
+    def __init__(self, num_species: int, num_basis: int, channels: int, cutoff: float,
+                 width: float, norm: float, act_width: int, unordered: bool):
         super().__init__()
         if not 0.0 < width < cutoff:
             raise ValueError(f"frame ensemble: need 0 < width < cutoff (got width {width} Å, "
@@ -137,32 +131,34 @@ class FrameEnsemble(nn.Module):
         self.width = float(width)
         self.norm = float(norm)
         self.channels = int(channels)
+        self.unordered = bool(unordered)
         self.sin2_lo = PAIR_SIN2_LO
         self.sin2_hi = PAIR_SIN2_HI
         self.cos_lo = PAIR_COS_LO
         self.cos_hi = PAIR_COS_HI
         self.delta = DELTA
-        h = self.channels
-        # per neighbour c of a frame: silu(A_c + W (x, y, z^2)), 2H numbers, the second half
-        # times z (odd under the mirror); A_c = radial + species of c + species of i, per edge
-        self.radial = nn.Linear(num_basis, 2 * h)
-        self.centre_embed = nn.Embedding(num_species, 2 * h)
-        self.neighbour_embed = nn.Embedding(num_species, 2 * h)
-        self.local = nn.Linear(3, 2 * h, bias=False)
-        # per frame: the odd sums are mixed, then squared (even); one MLP on [E_f, (W O_f)^2]
-        self.odd_mix = nn.Linear(h, h, bias=False)
-        self.frame_mlp = MLP(2 * h, [h], out_dim)
+        # per neighbour c of a frame: silu(A_c + W (local coordinates)); A_c = radial + species
+        # of c + species of i, per edge
+        self.radial = nn.Linear(num_basis, act_width)
+        self.centre_embed = nn.Embedding(num_species, act_width)
+        self.neighbour_embed = nn.Embedding(num_species, act_width)
+        self.local = nn.Linear(3, act_width, bias=False)
 
     def switch(self, r: Tensor) -> Tensor:
         """``s(r)``: 1 below ``cutoff - width``, 0 from ``cutoff`` on, C2; shape of ``r``."""
         return 1.0 - smoothstep_c2((r - (self.cutoff - self.width)) / self.width)
 
-    def forward(self, species: Tensor, r: Tensor, unit: Tensor, rbf: Tensor, centre: Tensor,
-                neighbour: Tensor) -> Tensor:
+    def pairs(self, species: Tensor, r: Tensor, unit: Tensor, rbf: Tensor, centre: Tensor,
+              neighbour: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
+                                          Tensor, Tensor, Tensor, Tensor]:
+        """The pairs that carry a frame and their triples: unit vectors ``ua``, ``ub`` (P, 3),
+        ``cos`` and ``sin2`` (P,), weights ``w`` (P,), each pair's centre (P,); per triple the
+        pair ``tp`` (T,), the third neighbour's switch ``s`` (T,), unit vector (T, 3) and
+        per-edge activation part (T, act_width)."""
         n = species.shape[0]
-        h = self.channels
         inner = r < self.cutoff
-        edge, group_start, group_size, pos_a, pos_b = inner_pairs(centre, inner, n)
+        edge, group_start, group_size, pos_a, pos_b = inner_pairs(centre, inner, n,
+                                                                  self.unordered)
         ua = unit.index_select(0, edge.index_select(0, pos_a))
         ub = unit.index_select(0, edge.index_select(0, pos_b))
         cos = (ua * ub).sum(-1)
@@ -183,33 +179,141 @@ class FrameEnsemble(nn.Module):
         q = smoothstep_c2((sin2 - self.sin2_lo) / (self.sin2_hi - self.sin2_lo))
         o = smoothstep_c2((cos - self.cos_lo) / (self.cos_hi - self.cos_lo))
         w = s.index_select(0, pos_a) * s.index_select(0, pos_b) * q * o  # (P,)
+        per_edge = (self.radial(rbf.index_select(0, edge))
+                    + self.neighbour_embed(species.index_select(0, neighbour.index_select(0, edge)))
+                    + self.centre_embed(species.index_select(0, centre.index_select(0, edge))))
+        pair_centre = centre.index_select(0, edge.index_select(0, pos_a))
+        return (ua, ub, cos, sin2, w, pair_centre, tp, s.index_select(0, tc),
+                unit.index_select(0, edge).index_select(0, tc), per_edge.index_select(0, tc))
+
+    def activation(self, frames: Tensor, tp: Tensor, unit_c: Tensor, per_edge_c: Tensor,
+                   ) -> Tuple[Tensor, Tensor]:
+        """Local coordinates (T, 3) of every triple's neighbour in its pair's frame (P, 3, 3),
+        and ``silu(A_c + W (x, y^2, z^2))`` (T, act_width); ``y^2`` is ``y`` in the ordered
+        ensemble's frames (where ``y`` is even)."""
+        xyz = (frames.index_select(0, tp) * unit_c.unsqueeze(1)).sum(-1)
+        y = xyz[:, 1:2]
+        z = xyz[:, 2:3]
+        local = torch.cat([xyz[:, :1], y * y if self.unordered else y, z * z], dim=-1)
+        return xyz, torch.nn.functional.silu(torch.addmm(per_edge_c, local,
+                                                         self.local.weight.t()))
+
+    def mean(self, n: int, pair_centre: Tensor, w: Tensor, feats: Tensor) -> Tensor:
+        """``sum_f w_f h_f / (delta + sum_f w_f)`` per atom: (N, out_dim)."""
+        num = torch.zeros(n, feats.shape[1], dtype=feats.dtype, device=feats.device).index_add(
+            0, pair_centre, w.unsqueeze(-1) * feats)
+        den = torch.zeros(n, dtype=feats.dtype, device=feats.device).index_add(0, pair_centre, w)
+        return num / (self.delta + den).unsqueeze(-1)
+
+
+class FrameEnsemble(_PairFrameEnsemble):
+    """Per-atom invariant features from a weighted ensemble of ordered pair frames (module
+    docstring).
+
+    Args:
+        num_species: number of elements.
+        num_basis: size of the radial basis it receives.
+        channels: H, the width of the per-neighbour layer (2H) and of the frame MLP.
+        out_dim: features per atom.
+        cutoff: inner cutoff, Å (neighbours beyond it are not read).
+        width: the inner switch's width, Å (``s`` falls from 1 at ``cutoff - width`` to 0).
+        norm: divides the neighbour sums (a typical inner neighbour count).
+
+    Shapes:
+        species (N,), r (E,) Å, unit (E, 3), rbf (E, num_basis), centre, neighbour (E,) ->
+        (N, out_dim).
+    """
+
+    def __init__(self, num_species: int, num_basis: int, channels: int, out_dim: int,
+                 cutoff: float, width: float = 0.5, norm: float = 8.0):
+        super().__init__(num_species, num_basis, channels, cutoff, width, norm,
+                         act_width=2 * int(channels), unordered=False)
+        h = self.channels
+        # per frame: the odd sums are mixed, then squared (even); one MLP on [E_f, (W O_f)^2]
+        self.odd_mix = nn.Linear(h, h, bias=False)
+        self.frame_mlp = MLP(2 * h, [h], out_dim)
+
+    def forward(self, species: Tensor, r: Tensor, unit: Tensor, rbf: Tensor, centre: Tensor,
+                neighbour: Tensor) -> Tensor:
+        h = self.channels
+        (ua, ub, cos, sin2, w, pair_centre, tp, s_c, unit_c, per_edge_c) = self.pairs(
+            species, r, unit, rbf, centre, neighbour)
         e1 = ua
         e2 = (ub - cos.unsqueeze(-1) * ua) / torch.sqrt(sin2).unsqueeze(-1)
         e3 = torch.linalg.cross(e1, e2)
         frames = torch.stack([e1, e2, e3], dim=1)  # (P, 3, 3), rows are axes
-        # every inner neighbour of every frame, in that frame: (T, 3)
-        inner_unit = unit.index_select(0, edge)
-        xyz = (frames.index_select(0, tp) * inner_unit.index_select(0, tc).unsqueeze(1)).sum(-1)
+        xyz, act = self.activation(frames, tp, unit_c, per_edge_c)  # (T, 3), (T, 2H)
         z = xyz[:, 2:3]
-        per_edge = (self.radial(rbf.index_select(0, edge))
-                    + self.neighbour_embed(species.index_select(0, neighbour.index_select(0, edge)))
-                    + self.centre_embed(species.index_select(0, centre.index_select(0, edge))))
-        act = torch.nn.functional.silu(torch.addmm(
-            per_edge.index_select(0, tc), torch.cat([xyz[:, :2], z * z], dim=-1),
-            self.local.weight.t()))  # (T, 2H)
-        sc = (s.index_select(0, tc) / self.norm).unsqueeze(-1)  # (T, 1)
+        sc = (s_c / self.norm).unsqueeze(-1)  # (T, 1)
         scale = torch.stack([sc, z * sc], dim=1)  # (T, 2, 1): even half, odd half
         point = (act.view(-1, 2, h) * scale).view(-1, 2 * h)
         sums = torch.zeros(frames.shape[0], 2 * h, dtype=unit.dtype, device=unit.device
                            ).index_add(0, tp, point)
         odd = self.odd_mix(sums[:, h:])
         feats = self.frame_mlp(torch.cat([sums[:, :h], odd * odd], dim=-1))  # (P, out_dim)
-        pair_centre = centre.index_select(0, edge.index_select(0, pos_a))  # (P,)
-        num = torch.zeros(n, feats.shape[1], dtype=unit.dtype, device=unit.device).index_add(
-            0, pair_centre, w.unsqueeze(-1) * feats)
-        den = torch.zeros(n, dtype=unit.dtype, device=unit.device).index_add(0, pair_centre, w)
-        return num / (self.delta + den).unsqueeze(-1)
+        return self.mean(species.shape[0], pair_centre, w, feats)
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, inner cutoff={self.cutoff} Å (switch "
-                f"{self.width} Å), pair frames weighted by s(r_a) s(r_b) q(sin^2) o(cos)")
+                f"{self.width} Å), ordered pair frames weighted by s(r_a) s(r_b) q(sin^2) o(cos)")
+
+
+class BisectorFrameEnsemble(_PairFrameEnsemble):
+    """The ensemble over *unordered* pairs, half the frames of :class:`FrameEnsemble`.
+
+    The frame of {a, b} is built from the bisector and the difference of the two unit vectors,
+
+        e1 = (r̂_a + r̂_b) / |r̂_a + r̂_b|,   e2 = (r̂_a - r̂_b) / |r̂_a - r̂_b|,   e3 = e1 x e2,
+
+    (orthonormal because |r̂_a| = |r̂_b|), weighted as in :class:`FrameEnsemble`. Swapping a
+    and b turns this frame by 180° about e1, ``(x, y, z) -> (x, -y, -z)``, and a mirror maps
+    ``z -> -z``, so the local coordinates are defined up to independent sign flips of y and z
+    (the Klein four-group). The per-neighbour layer reads ``(x, y^2, z^2)`` and has four blocks,
+    even (H numbers) and odd in y, in z, in y z (H/2 each, multiplied by y, z and y z); per frame
+    the three odd sums are mixed within their block, and the MLP reads the even sums, the squares
+    of the mixed odd ones and their product ``Y Z (YZ)`` (invariant: each flip changes the sign
+    of two of the three). Per atom: at most K (K - 1) / 2 frames and K^2 (K - 1) / 2 evaluations
+    (fcc first shell: 36 frames, 432 evaluations).
+
+    Args and shapes: as :class:`FrameEnsemble`; the per-neighbour layer is H + 3 (H // 2) wide.
+    """
+
+    def __init__(self, num_species: int, num_basis: int, channels: int, out_dim: int,
+                 cutoff: float, width: float = 0.5, norm: float = 8.0):
+        h = int(channels)
+        ho = max(1, h // 2)
+        super().__init__(num_species, num_basis, channels, cutoff, width, norm,
+                         act_width=h + 3 * ho, unordered=True)
+        self.odd_channels = ho
+        # per frame: each odd block's sums mixed within the block (3, Ho, Ho)
+        self.odd_mix = nn.Parameter(torch.randn(3, ho, ho) / ho ** 0.5)
+        self.frame_mlp = MLP(h + 4 * ho, [h], out_dim)
+
+    def forward(self, species: Tensor, r: Tensor, unit: Tensor, rbf: Tensor, centre: Tensor,
+                neighbour: Tensor) -> Tensor:
+        h = self.channels
+        ho = self.odd_channels
+        (ua, ub, cos, sin2, w, pair_centre, tp, s_c, unit_c, per_edge_c) = self.pairs(
+            species, r, unit, rbf, centre, neighbour)
+        e1 = (ua + ub) / torch.sqrt(2.0 + 2.0 * cos).unsqueeze(-1)
+        e2 = (ua - ub) / torch.sqrt(2.0 - 2.0 * cos).unsqueeze(-1)
+        e3 = torch.linalg.cross(e1, e2)
+        frames = torch.stack([e1, e2, e3], dim=1)  # (P, 3, 3), rows are axes
+        xyz, act = self.activation(frames, tp, unit_c, per_edge_c)  # (T, 3), (T, H + 3 Ho)
+        sc = (s_c / self.norm).unsqueeze(-1)  # (T, 1)
+        y = xyz[:, 1:2]
+        z = xyz[:, 2:3]
+        odd_scale = torch.cat([y, z, y * z], dim=-1).repeat_interleave(ho, dim=1)  # (T, 3 Ho)
+        point = act * torch.cat([sc.expand(-1, h), odd_scale * sc], dim=-1)
+        sums = torch.zeros(frames.shape[0], h + 3 * ho, dtype=unit.dtype, device=unit.device
+                           ).index_add(0, tp, point)
+        odd = torch.einsum("pbk,bjk->pbj", sums[:, h:].reshape(-1, 3, ho), self.odd_mix)
+        prod = odd[:, 0] * odd[:, 1] * odd[:, 2]
+        feats = self.frame_mlp(torch.cat([sums[:, :h], (odd * odd).reshape(-1, 3 * ho), prod],
+                                         dim=-1))  # (P, out_dim)
+        return self.mean(species.shape[0], pair_centre, w, feats)
+
+    def extra_repr(self) -> str:
+        return (f"channels={self.channels}, inner cutoff={self.cutoff} Å (switch "
+                f"{self.width} Å), unordered bisector pair frames weighted by s(r_a) s(r_b) "
+                f"q(sin^2) o(cos)")
