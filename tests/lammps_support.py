@@ -36,15 +36,16 @@ EXACT = 1e-10
 
 
 def small_model(dtype: str = "float64", num_layers: int = 2, parity: str = "equivariant",
-                ensemble_channels: int = 0):
+                ensemble_channels: int = 0, ensemble_pairs: str = "ordered"):
     """A small tfpot model; energies scaled so that forces are O(1 eV/Å) as in a trained one
-    (``ensemble_channels`` > 0: with the weighted frame ensemble)."""
+    (``ensemble_channels`` > 0: with the weighted frame ensemble of ``ensemble_pairs``)."""
     import tfpot
 
     model = tfpot.build_model(list(SPECIES), cutoff=CUTOFF, seed=0, preset="small", dtype=dtype,
                               num_layers=num_layers, reps="8x0+4x1+2x2", hidden=16, lmax=2,
                               ps_channels=4, num_basis=4, parity=parity,
-                              ensemble_channels=ensemble_channels).eval()
+                              ensemble_channels=ensemble_channels,
+                              ensemble_pairs=ensemble_pairs).eval()
     with torch.no_grad():
         model.readout.energy_scale.fill_(300.0)
         model.readout.atomic_reference.copy_(torch.tensor([-3.7, -4.4, -3.4, -1.1, -1.3, -1.9]))

@@ -79,6 +79,16 @@ def exported_ensemble(model_dir):
 
 
 @pytest.fixture(scope="session")
+def exported_bisector_ensemble(model_dir):
+    """(export path, eager model): as ``exported_ensemble``, with the ensemble over unordered
+    pairs (bisector frames)."""
+    from lammps_support import small_model
+
+    model = small_model("float64", ensemble_channels=4, ensemble_pairs="unordered")
+    return _export(model, model_dir / "model_bisector_ensemble.pt"), model
+
+
+@pytest.fixture(scope="session")
 def exported_deep(model_dir):
     """(export path, eager model): three layers (two exchanges), float64."""
     from lammps_support import small_model

@@ -103,12 +103,13 @@ def test_three_layers_exact(plugin, exported_deep, nprocs, tmp_path):
     assert_exact(got, ase_reference(model, atoms), f"3 layers, {nprocs} rank(s)")
 
 
+@pytest.mark.parametrize("ensemble", ["exported_ensemble", "exported_bisector_ensemble"])
 @pytest.mark.parametrize("nprocs", [1, 2])
-def test_frame_ensemble_exact(plugin, exported_ensemble, nprocs, tmp_path):
-    """A model with the weighted frame ensemble (computed in stage 0 from each owned atom's own
-    edges): LAMMPS equals the ASE calculator on a perfect fcc cell, where every gate is shut and
-    only the ensemble has frames, and on the alloy cell."""
-    path, model = exported_ensemble
+def test_frame_ensemble_exact(plugin, ensemble, nprocs, tmp_path, request):
+    """A model with the weighted frame ensemble, ordered or bisector pair frames (computed in
+    stage 0 from each owned atom's own edges): LAMMPS equals the ASE calculator on a perfect fcc
+    cell, where every gate is shut and only the ensemble has frames, and on the alloy cell."""
+    path, model = request.getfixturevalue(ensemble)
     fcc = Atoms("Cu32", cell=np.eye(3) * 7.22, pbc=True,
                 scaled_positions=[(x + a, y + b, z + c) for x, y, z in
                                   [(0, 0, 0), (0, .25, .25), (.25, 0, .25), (.25, .25, 0)]
