@@ -49,6 +49,29 @@ def test_unordered_indices_list_each_pair_once():
                                               for p in want)
 
 
+@pytest.mark.parametrize("kind", [FrameEnsemble, BisectorFrameEnsemble])
+def test_local_coordinates_from_dot_products_equal_the_frame_projections(kind):
+    # the ensemble computes (x, y, z) of a third bond c in the frame of the pair (a, b) from
+    # r̂_a.r̂_c, r̂_b.r̂_c and (r̂_a x r̂_b).r̂_c; they must equal the projections on the frame's
+    # axes built explicitly (float64, 1e-12), for random bonds
+    g = torch.Generator().manual_seed(2)
+    ua, ub, uc = (torch.nn.functional.normalize(
+        torch.randn(50, 3, generator=g, dtype=torch.float64), dim=-1) for _ in range(3))
+    cos = (ua * ub).sum(-1)
+    if kind is FrameEnsemble:
+        e1 = ua
+        e2 = torch.nn.functional.normalize(ub - cos.unsqueeze(-1) * ua, dim=-1)
+    else:
+        e1 = torch.nn.functional.normalize(ua + ub, dim=-1)
+        e2 = torch.nn.functional.normalize(ua - ub, dim=-1)
+    e3 = torch.linalg.cross(e1, e2)
+    ens = kind(2, 4, 4, 4, cutoff=3.0).double()
+    x, y, z = ens.coordinates(cos, 1.0 - cos * cos, torch.arange(50), (ua * uc).sum(-1),
+                              (ub * uc).sum(-1), (torch.linalg.cross(ua, ub) * uc).sum(-1))
+    for got, axis in zip((x, y, z), (e1, e2, e3)):
+        torch.testing.assert_close(got, (axis * uc).sum(-1), rtol=0.0, atol=1e-12)
+
+
 PAIRS = ["ordered", "unordered"]
 
 
