@@ -37,6 +37,8 @@ def test_frozen_and_normalised_at_the_door():
     ({"reps": "8x1"}, "reps", r"scalar channel"),
     ({"hidden": True}, "hidden", r"expected an integer"),
     ({"avg_num_neighbors": 0}, "avg_num_neighbors", r"must be > 0"),
+    ({"ensemble_max_angle": 60}, "ensemble_max_angle", r"must be > 60"),
+    ({"ensemble_max_angle": 175}, "ensemble_max_angle", r"at most 170 degrees \(got 175"),
     ({"message": "attention", "hidden": 20}, "hidden", r"divisible by the 4 attention heads"),
     ({"hiden": 3}, "hiden", r"unknown; did you mean 'hidden'"),
 ])

@@ -80,6 +80,11 @@ class ModelHyperparameters:
                                             "pair of inner neighbours) or unordered (one bisector "
                                             "frame per unordered pair: half the frames)",
                                  choices=ENSEMBLE_PAIRS)
+    ensemble_max_angle: float = _param(120.0, "angle between two inner neighbours, degrees, from "
+                                              "which their pair carries no frame in the ensemble "
+                                              "(full weight from 30 degrees below; 120 suits "
+                                              "close-packed metals, 150 keeps the bond pairs of "
+                                              "sp2 and sp3 atoms)", gt=60.0)
     envelope_p: int = _param(6, "exponent of the polynomial cutoff envelope (>= 2: the envelope "
                                 "vanishes with two derivatives at the cutoff)", min=2)
 
@@ -91,6 +96,10 @@ class ModelHyperparameters:
         except (TypeError, ValueError) as e:
             raise HyperparameterError("reps", str(e)) from None
         object.__setattr__(self, "reps", str(reps))
+        if self.ensemble_max_angle > 170.0:
+            raise HyperparameterError("ensemble_max_angle", f"expected at most 170 degrees (got "
+                                      f"{self.ensemble_max_angle}); collinear pairs carry no "
+                                      f"frame in any case")
         lo, hi = self.gate_range
         if not 0.0 < lo < hi:
             raise HyperparameterError("gate_range", f"expected [low, high] with 0 < low < high "

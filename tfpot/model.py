@@ -106,7 +106,8 @@ class EnergyModel(nn.Module):
         # weighted pair-frame ensemble (None: off); joins the scalars after layer 1 like p
         ensemble = FrameEnsemble if hp.ensemble_pairs == "ordered" else BisectorFrameEnsemble
         self.frame_ensemble = (ensemble(len(species), num_basis, hp.ensemble_channels,
-                                        self.mul0, hp.ensemble_cutoff)
+                                        self.mul0, hp.ensemble_cutoff,
+                                        max_angle=hp.ensemble_max_angle)
                                if hp.ensemble_channels > 0 else None)
         equivariant = hp.parity == "equivariant"
         layers = []

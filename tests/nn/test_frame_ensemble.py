@@ -146,6 +146,29 @@ def test_energy_is_smooth_where_frames_appear_and_vanish_float64(path, pairs):
     assert_smooth_scan(model, atoms, 2, direction, length=length, n_steps=400)
 
 
+@pytest.mark.parametrize("pairs", PAIRS)
+def test_a_wider_angle_window_gives_the_sp2_bond_pairs_a_frame_float64(pairs):
+    # benzene with an inner cutoff that holds only the bonds: every pair at a C is at 120°, so the
+    # default window (no frame from 120°) leaves the carbons without a frame (features 0 but for
+    # the rounding of 120°: < 1e-12), and ensemble_max_angle 150 gives them one (float64)
+    benzene = molecule("C6H6")
+    carbons = [i for i, z in enumerate(benzene.numbers) if z == 6]
+    narrow = make_model(ensemble_channels=8, ensemble_cutoff=2.0, ensemble_pairs=pairs).eval()
+    wide = make_model(ensemble_channels=8, ensemble_cutoff=2.0, ensemble_pairs=pairs,
+                      ensemble_max_angle=150.0).eval()
+    assert frame_ensemble_features(narrow, benzene)[carbons].abs().max() < 1e-12
+    assert (frame_ensemble_features(wide, benzene)[carbons].abs().amax(-1) > 1e-4).all()
+
+
+@pytest.mark.parametrize("pairs", PAIRS)
+def test_energy_is_smooth_through_a_wider_angle_window_float64(pairs):
+    # the second H of OHH moves from ~165° to ~100° seen from O, through the window of
+    # ensemble_max_angle 150 (o: 0 at 150°, 1 at 120°): no jump, forces = -dE/ds (float64)
+    model = _ensemble_model(pairs=pairs, ensemble_max_angle=150.0)
+    atoms = Atoms("OHH", positions=[[0, 0, 0], [1.0, 0, 0], [-1.55, 0.4, 0.1]])
+    assert_smooth_scan(model, atoms, 2, [1.2, 1.0, 0.0], length=1.6, n_steps=400)
+
+
 @pytest.mark.parametrize("kind", [FrameEnsemble, BisectorFrameEnsemble])
 def test_no_inner_pair_gives_zero_features_float64(kind):
     # an atom with fewer than two inner neighbours has no frame: features exactly 0

@@ -14,7 +14,10 @@ smoothly (C2) from 1 to 0 over the last ``width`` Å before the inner cutoff, ``
 perfect fcc site that leaves 72 of the 132 ordered pairs (per neighbour: 4 at 60°, 2 at 90°
 with weight 1/2; the 4 at 120° and the one at 180° carry none; thermal sites keep ~100, some
 with tiny weights), and it keeps every environment with two neighbours less than 120° apart
-(water's O: weight 1/2; CH4's C: 0.26). In each frame f a network reads every inner neighbour
+(water's O: weight 1/2; CH4's C: 0.26). ``max_angle`` (hyperparameter ``ensemble_max_angle``,
+default 120°) moves this window, ``o`` rising over the 30° below it: with an inner cutoff that
+holds only the bonds of a molecule, 120° leaves the sp2 atoms (bond angles ~120°) without a
+frame; 150° keeps them. In each frame f a network reads every inner neighbour
 c's local direction ``(x, y, z) = L_f r̂_c``, its radial basis and the two species,
 
     m_c = silu(A(rbf_c, z_i, z_c) + W (x, y, z^2))     (2H numbers: H even, H odd)
@@ -40,6 +43,7 @@ ensemble's share of a call 15-20 % lower).
 
 from __future__ import annotations
 
+import math
 from typing import Tuple
 
 import torch
@@ -52,10 +56,10 @@ from tfpot.nn.mlp import MLP
 PAIR_SIN2_LO = 0.05
 #: ... 1 at or above this
 PAIR_SIN2_HI = 0.2
-#: the angle switch o: 0 at or below this cos(r̂_a, r̂_b) ...
-PAIR_COS_LO = -0.5
-#: ... 1 at or above this
-PAIR_COS_HI = 0.0
+#: the angle switch o: 0 from this angle between r̂_a and r̂_b on (degrees; ``max_angle``) ...
+PAIR_MAX_ANGLE = 120.0
+#: ... 1 from this many degrees below it
+PAIR_ANGLE_RAMP = 30.0
 #: the weighted mean's regulariser (a frame weight is at most 1; a cubic site has ~120 frames)
 DELTA = 0.1
 
@@ -125,7 +129,7 @@ class _PairFrameEnsemble(nn.Module):
     ``act_width``: numbers per (frame, neighbour) of the per-neighbour layer."""
 
     def __init__(self, num_species: int, num_basis: int, channels: int, cutoff: float,
-                 width: float, norm: float, act_width: int, unordered: bool):
+                 width: float, norm: float, act_width: int, unordered: bool, max_angle: float):
         super().__init__()
         if not 0.0 < width < cutoff:
             raise ValueError(f"frame ensemble: need 0 < width < cutoff (got width {width} Å, "
@@ -137,8 +141,10 @@ class _PairFrameEnsemble(nn.Module):
         self.unordered = bool(unordered)
         self.sin2_lo = PAIR_SIN2_LO
         self.sin2_hi = PAIR_SIN2_HI
-        self.cos_lo = PAIR_COS_LO
-        self.cos_hi = PAIR_COS_HI
+        # o's ends as cosines, rounded to 12 digits so that 120° / 90° give -0.5 / 0 exactly
+        self.max_angle = float(max_angle)
+        self.cos_lo = round(math.cos(math.radians(self.max_angle)), 12)
+        self.cos_hi = round(math.cos(math.radians(self.max_angle - PAIR_ANGLE_RAMP)), 12)
         self.delta = DELTA
         # per neighbour c of a frame: silu(A_c + W (local coordinates)); A_c = radial + species
         # of c + species of i, per edge
@@ -183,7 +189,7 @@ class _PairFrameEnsemble(nn.Module):
         row_a = row_start.index_select(0, pos_a)
         cos = gram.index_select(0, row_a + pos_b - group_start.index_select(0, pos_a))
         sin2 = 1.0 - cos * cos
-        # collinear pairs and pairs at 120° or more carry no frame: q = 0 or o = 0, with zero
+        # collinear pairs and pairs at max_angle or more carry no frame: q = 0 or o = 0, with zero
         # slope, so dropping them (before the triples are made) changes neither the value nor
         # its derivatives
         kept = torch.nonzero((sin2 > self.sin2_lo) & (cos > self.cos_lo)).squeeze(1)
@@ -233,6 +239,8 @@ class FrameEnsemble(_PairFrameEnsemble):
         cutoff: inner cutoff, Å (neighbours beyond it are not read).
         width: the inner switch's width, Å (``s`` falls from 1 at ``cutoff - width`` to 0).
         norm: divides the neighbour sums (a typical inner neighbour count).
+        max_angle: pairs at this angle or wider carry no frame (degrees; ``o`` rises to 1 over
+            the 30 degrees below it).
 
     Shapes:
         species (N,), r (E,) Å, unit (E, 3), rbf (E, num_basis), centre, neighbour (E,) ->
@@ -240,9 +248,10 @@ class FrameEnsemble(_PairFrameEnsemble):
     """
 
     def __init__(self, num_species: int, num_basis: int, channels: int, out_dim: int,
-                 cutoff: float, width: float = 0.5, norm: float = 8.0):
+                 cutoff: float, width: float = 0.5, norm: float = 8.0,
+                 max_angle: float = PAIR_MAX_ANGLE):
         super().__init__(num_species, num_basis, channels, cutoff, width, norm,
-                         act_width=2 * int(channels), unordered=False)
+                         act_width=2 * int(channels), unordered=False, max_angle=max_angle)
         h = self.channels
         # per frame: the odd sums are mixed, then squared (even); one MLP on [E_f, (W O_f)^2]
         self.odd_mix = nn.Linear(h, h, bias=False)
@@ -295,11 +304,12 @@ class BisectorFrameEnsemble(_PairFrameEnsemble):
     """
 
     def __init__(self, num_species: int, num_basis: int, channels: int, out_dim: int,
-                 cutoff: float, width: float = 0.5, norm: float = 8.0):
+                 cutoff: float, width: float = 0.5, norm: float = 8.0,
+                 max_angle: float = PAIR_MAX_ANGLE):
         h = int(channels)
         ho = max(1, h // 2)
         super().__init__(num_species, num_basis, channels, cutoff, width, norm,
-                         act_width=h + 3 * ho, unordered=True)
+                         act_width=h + 3 * ho, unordered=True, max_angle=max_angle)
         self.odd_channels = ho
         # per frame: each odd block's sums mixed within the block (3, Ho, Ho)
         self.odd_mix = nn.Parameter(torch.randn(3, ho, ho) / ho ** 0.5)
