@@ -38,7 +38,7 @@ whose 12 neighbours tie). :class:`BisectorFrameEnsemble` (``ensemble_pairs: unor
 one frame per *unordered* pair from the bisector of the two bonds, half of both counts. The
 local coordinates come from each centre's Gram matrix of inner bonds (K^2 dot products) and one
 triple product per evaluation, not from a copy of the frame per evaluation (tfpot 0.14: the
-ensemble's share of a call 15-20 % lower).
+ensemble's share of a 256-atom call 18-32 % lower).
 """
 
 from __future__ import annotations
