@@ -153,10 +153,6 @@ class _PairFrameEnsemble(nn.Module):
         self.neighbour_embed = nn.Embedding(num_species, act_width)
         self.local = nn.Linear(3, act_width, bias=False)
 
-    def switch(self, r: Tensor) -> Tensor:
-        """``s(r)``: 1 below ``cutoff - width``, 0 from ``cutoff`` on, C2; shape of ``r``."""
-        return 1.0 - smoothstep_c2((r - (self.cutoff - self.width)) / self.width)
-
     def coordinates(self, cos: Tensor, sin2: Tensor, tp: Tensor, cos_ac: Tensor,
                     cos_bc: Tensor, det: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         """Local coordinates ``(x, y, z)`` (T,) each of a triple's third bond c in its pair's
@@ -200,9 +196,13 @@ class _PairFrameEnsemble(nn.Module):
         sin2 = sin2.index_select(0, kept)
         tp, tc, rank = pair_triples(pos_a, group_start, group_size)  # tc: positions in ``edge``
         # everything per edge is computed for the inner edges only (in ``edge`` order)
-        s = self.switch(r.index_select(0, edge))
-        q = smoothstep_c2((sin2 - self.sin2_lo) / (self.sin2_hi - self.sin2_lo))
-        o = smoothstep_c2((cos - self.cos_lo) / (self.cos_hi - self.cos_lo))
+        # the three switches in one evaluation: s per inner edge (1 - S((r - r0) / width) =
+        # S((cutoff - r) / width)), q and o per pair
+        m, p = edge.shape[0], cos.shape[0]
+        s, q, o = torch.split(smoothstep_c2(torch.cat([
+            (self.cutoff - r.index_select(0, edge)) * (1.0 / self.width),
+            (sin2 - self.sin2_lo) * (1.0 / (self.sin2_hi - self.sin2_lo)),
+            (cos - self.cos_lo) * (1.0 / (self.cos_hi - self.cos_lo))])), [m, p, p])
         w = s.index_select(0, pos_a) * s.index_select(0, pos_b) * q * o  # (P,)
         per_edge = (self.radial(rbf.index_select(0, edge))
                     + self.neighbour_embed(species.index_select(0, neighbour.index_select(0, edge)))
@@ -269,13 +269,13 @@ class FrameEnsemble(_PairFrameEnsemble):
         h = self.channels
         w, pair_centre, tp, s_c, _, z, act = self.pairs(species, r, unit, rbf, centre,
                                                         neighbour)  # act: (T, 2H)
-        sc = s_c / self.norm  # (T,)
-        scale = torch.stack([sc, z * sc], dim=-1).unsqueeze(-1)  # (T, 2, 1): even, odd half
+        scale = torch.stack([s_c, z * s_c], dim=-1).unsqueeze(-1)  # (T, 2, 1): even, odd half
         point = (act.view(-1, 2, h) * scale).view(-1, 2 * h)
         sums = torch.zeros(w.shape[0], 2 * h, dtype=unit.dtype, device=unit.device
-                           ).index_add(0, tp, point)
-        odd = self.odd_mix(sums[:, h:])
-        feats = self.frame_mlp(torch.cat([sums[:, :h], odd * odd], dim=-1))  # (P, out_dim)
+                           ).index_add(0, tp, point) * (1.0 / self.norm)
+        even_sums, odd_sums = torch.split(sums, [h, h], dim=1)
+        odd = self.odd_mix(odd_sums)
+        feats = self.frame_mlp(torch.cat([even_sums, odd * odd], dim=-1))  # (P, out_dim)
         return self.mean(species.shape[0], pair_centre, w, feats)
 
     def extra_repr(self) -> str:
@@ -311,6 +311,9 @@ class BisectorFrameEnsemble(_PairFrameEnsemble):
         super().__init__(num_species, num_basis, channels, cutoff, width, norm,
                          act_width=h + 3 * ho, unordered=True, max_angle=max_angle)
         self.odd_channels = ho
+        # which of the neighbour weights (1, y, z, y z) each per-neighbour output takes
+        self.register_buffer("block_of", torch.tensor([0] * h + [1] * ho + [2] * ho + [3] * ho),
+                             persistent=False)
         # per frame: each odd block's sums mixed within the block (3, Ho, Ho)
         self.odd_mix = nn.Parameter(torch.randn(3, ho, ho) / ho ** 0.5)
         self.frame_mlp = MLP(h + 4 * ho, [h], out_dim)
@@ -332,14 +335,13 @@ class BisectorFrameEnsemble(_PairFrameEnsemble):
         ho = self.odd_channels
         w, pair_centre, tp, s_c, y, z, act = self.pairs(species, r, unit, rbf, centre,
                                                         neighbour)  # act: (T, H + 3 Ho)
-        sc = s_c / self.norm  # (T,)
-        even, odd_act = torch.split(act, [h, 3 * ho], dim=1)
-        odd_scale = torch.stack([y * sc, z * sc, y * z * sc], dim=-1).unsqueeze(-1)  # (T, 3, 1)
-        even_sums = torch.zeros(w.shape[0], h, dtype=unit.dtype, device=unit.device
-                                ).index_add(0, tp, even * sc.unsqueeze(-1))
-        odd_sums = torch.zeros(w.shape[0], 3 * ho, dtype=unit.dtype, device=unit.device
-                               ).index_add(0, tp, (odd_act.view(-1, 3, ho) * odd_scale
-                                                   ).view(-1, 3 * ho))
+        # per frame: the neighbour sums weighted by s_c (1, y, z, y z) / norm, one sum: the
+        # even block takes the first weight, each odd block its own
+        ysc = y * s_c
+        scale = torch.stack([s_c, ysc, z * s_c, ysc * z], dim=-1).index_select(1, self.block_of)
+        sums = torch.zeros(w.shape[0], h + 3 * ho, dtype=unit.dtype, device=unit.device
+                           ).index_add(0, tp, act * scale) * (1.0 / self.norm)
+        even_sums, odd_sums = torch.split(sums, [h, 3 * ho], dim=1)
         # each block mixed within itself: one product with the block-diagonal (3 Ho, 3 Ho)
         # matrix (its gradient is contiguous, which the index_add's backward gather needs)
         odd = torch.mm(odd_sums, torch.block_diag(self.odd_mix[0], self.odd_mix[1],
