@@ -196,8 +196,8 @@ class _PairFrameEnsemble(nn.Module):
         sin2 = sin2.index_select(0, kept)
         tp, tc, rank = pair_triples(pos_a, group_start, group_size)  # tc: positions in ``edge``
         # everything per edge is computed for the inner edges only (in ``edge`` order)
-        # the three switches in one evaluation: s per inner edge (1 - S((r - r0) / width) =
-        # S((cutoff - r) / width)), q and o per pair
+        # the three switches in one evaluation: s per inner edge (1 - S((r - cutoff + width) /
+        # width) = S((cutoff - r) / width)), q and o per pair
         m, p = edge.shape[0], cos.shape[0]
         s, q, o = torch.split(smoothstep_c2(torch.cat([
             (self.cutoff - r.index_select(0, edge)) * (1.0 / self.width),
